@@ -1,0 +1,53 @@
+//! Names and limits both sides agree on: map and program names, pin
+//! layout, array sizes and default map sizes.
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM: &str = "iplock";
+
+/// Per-source knock progress and open doors (`LRU_HASH`, [`crate::addr::AddrKey`] ->
+/// [`crate::state::SourceState`]).
+pub const MAP_SOURCES: &str = "IPLOCK_SOURCES";
+/// Bans (`LRU_HASH`, [`crate::addr::AddrKey`] -> [`crate::state::BanEntry`]).
+pub const MAP_BANS: &str = "IPLOCK_BANS";
+/// Allow list (`LPM_TRIE`, `Key<AddrKey>` -> [`crate::state::AllowEntry`]).
+pub const MAP_ALLOW: &str = "IPLOCK_ALLOW";
+/// The one [`crate::config::Config`] the program reads (`ARRAY` of one).
+pub const MAP_CONFIG: &str = "IPLOCK_CONFIG";
+/// Packet counters (`PERCPU_ARRAY` of u64, indexed by [`crate::counters::Counter`]).
+pub const MAP_COUNTERS: &str = "IPLOCK_COUNTERS";
+/// Interfaces the filter is attached to (`ARRAY` of [`crate::state::IfaceEntry`]),
+/// kept in bpffs so `iplock status` and `unload` need no other file.
+pub const MAP_IFACES: &str = "IPLOCK_IFACES";
+
+/// Every map the loader pins, in the order it pins them.
+pub const PINNED_MAPS: [&str; 6] = [
+    MAP_CONFIG,
+    MAP_SOURCES,
+    MAP_BANS,
+    MAP_ALLOW,
+    MAP_COUNTERS,
+    MAP_IFACES,
+];
+
+/// Default pin directory under bpffs.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/iplock";
+/// Prefix of the pinned XDP link of one interface: `link_<ifname>`.
+pub const LINK_PIN_PREFIX: &str = "link_";
+
+/// Most steps in a knock sequence.
+pub const MAX_STEPS: usize = 8;
+/// Most protected TCP ports.
+pub const MAX_PROTECT: usize = 8;
+/// Most trap ports.
+pub const MAX_TRAPS: usize = 16;
+/// Most interfaces one filter attaches to.
+pub const MAX_IFACES: usize = 32;
+/// Most allow-list entries.
+pub const MAX_ALLOW: u32 = 4096;
+
+/// Default size of the source map: at 24-byte values about 6 MiB with hash
+/// overhead, enough for every source of a busy server and small enough that
+/// a spoofed flood only evicts the least recently seen knockers.
+pub const DEFAULT_MAX_SOURCES: u32 = 65_536;
+/// Default size of the ban map.
+pub const DEFAULT_MAX_BANS: u32 = 262_144;

@@ -1,0 +1,70 @@
+//! Values of the state maps.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Knock progress and door of one source address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct SourceState {
+    /// Steps of the sequence completed (0 = none).
+    pub step: u32,
+    pub _pad: u32,
+    /// Boot-time ns of the last accepted knock.
+    pub last_knock_ns: u64,
+    /// Boot-time ns until which new connections to protected ports pass.
+    pub open_until_ns: u64,
+}
+
+/// Why a source was banned.
+pub const BAN_WRONG_KNOCK: u32 = 1;
+pub const BAN_CLOSED_DOOR: u32 = 2;
+pub const BAN_TRAP: u32 = 3;
+pub const BAN_MANUAL: u32 = 4;
+
+/// A ban of one address (or IPv6 prefix, see [`crate::addr::ban_key`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BanEntry {
+    /// Boot-time ns when the ban ends.
+    pub until_ns: u64,
+    /// `BAN_*` reason.
+    pub reason: u32,
+    pub _pad: u32,
+}
+
+impl BanEntry {
+    pub const fn reason_name(&self) -> &'static str {
+        match self.reason {
+            BAN_WRONG_KNOCK => "wrong_knock",
+            BAN_CLOSED_DOOR => "closed_door",
+            BAN_TRAP => "trap",
+            BAN_MANUAL => "manual",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Value of an allow-list entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct AllowEntry {
+    /// Boot-time ns when the entry stops matching; 0 = never.
+    pub until_ns: u64,
+}
+
+/// XDP attach modes recorded in [`IfaceEntry::mode`].
+pub const MODE_NATIVE: u32 = 1;
+pub const MODE_SKB: u32 = 2;
+
+/// One interface the filter is attached to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct IfaceEntry {
+    pub ifindex: u32,
+    /// `MODE_*`; 0 marks an unused slot.
+    pub mode: u32,
+    /// Interface name, NUL padded (IFNAMSIZ).
+    pub name: [u8; 16],
+}
+
+crate::user_pod!(SourceState, BanEntry, AllowEntry, IfaceEntry);
