@@ -1,4 +1,16 @@
-//! The `iplock` command as a library: loading, pinning and reading the XDP
-//! knock filter. `main.rs` is only the argument parser's entry point.
+//! The `iplock` command as a library: settings, loading, pinning and
+//! reading the XDP knock filter. `main.rs` only parses arguments.
 
+pub mod cidr;
+pub mod clock;
+pub mod cmd;
+pub mod duration;
+pub mod error;
+pub mod filter;
+pub mod iface;
+pub mod knock;
+pub mod maps;
 pub mod object;
+pub mod pin_dir;
+pub mod settings;
+pub mod status;

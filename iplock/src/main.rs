@@ -1,1 +1,36 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use iplock::cmd;
+
+/// Port knocking in the kernel's XDP fast path: a source that sends the
+/// secret sequence of packets may open new connections to the protected
+/// ports for a short window; everyone else sees filtered ports.
+#[derive(Parser, Debug)]
+#[command(name = "iplock", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Attach the filter to interfaces and pin it in bpffs, then exit.
+    Load(cmd::load::LoadArgs),
+    /// Show interfaces, configuration, counters, knocking and open sources, bans.
+    Status(cmd::status::StatusArgs),
+    /// Detach the filter everywhere and remove its pins.
+    Unload(cmd::unload::UnloadArgs),
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Load(a) => cmd::load::run(a),
+        Command::Status(a) => cmd::status::run(a),
+        Command::Unload(a) => cmd::unload::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("iplock: {e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,123 @@
+//! The filter's directory in bpffs: one pin per map and one per attached
+//! interface's XDP link. Everything a loaded filter is lives here, so
+//! status and unload need no other file and removing it removes the filter.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use iplock_common::names::{LINK_PIN_PREFIX, MAP_CONFIG};
+
+use crate::error::{Context as _, Result, input};
+
+#[derive(Clone, Debug)]
+pub struct PinDir(PathBuf);
+
+impl PinDir {
+    pub fn new(path: impl Into<PathBuf>) -> PinDir {
+        PinDir(path.into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn link(&self, iface: &str) -> PathBuf {
+        self.0.join(format!("{LINK_PIN_PREFIX}{iface}"))
+    }
+
+    /// Checks what every command that touches bpffs needs: root, and the
+    /// pin directory's parent on a mounted bpffs.
+    pub fn preflight(&self) -> Result<()> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return input("iplock must run as root (it loads XDP programs and writes to bpffs)");
+        }
+        let parent = self.0.parent().unwrap_or(Path::new("/"));
+        let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).map_err(|_| {
+            crate::error::Error::Input("the pin directory contains a NUL byte".into())
+        })?;
+        // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is NUL-terminated and `st` is writable.
+        let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+        if rc != 0 || st.f_type != libc::BPF_FS_MAGIC {
+            return input(format!(
+                "{} is not on a mounted bpffs; mount it with `mount -t bpf bpf /sys/fs/bpf` or choose --pin-dir under it",
+                parent.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Creates the directory; its existence is the lock that keeps two
+    /// filters from loading into one place.
+    pub fn create(&self) -> Result<()> {
+        match std::fs::create_dir(&self.0) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => input(format!(
+                "a filter is already loaded at {}; run `iplock unload --pin-dir {}` first",
+                self.0.display(),
+                self.0.display()
+            )),
+            Err(e) => Err(e).context(|| format!("creating {}", self.0.display())),
+        }
+    }
+
+    /// Fails with an input error when no filter is loaded here.
+    pub fn require_loaded(&self) -> Result<()> {
+        if self.map(MAP_CONFIG).exists() {
+            Ok(())
+        } else {
+            input(format!(
+                "no iplock filter is loaded at {}",
+                self.0.display()
+            ))
+        }
+    }
+
+    /// Removes the links first (detaching the program from every
+    /// interface), then the maps, then the directory.
+    pub fn remove_all(&self) -> Result<()> {
+        let entries = match std::fs::read_dir(&self.0) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).context(|| format!("reading {}", self.0.display())),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .context(|| format!("reading {}", self.0.display()))?;
+        paths.sort_by_key(|p| !is_link(p));
+        for p in paths {
+            std::fs::remove_file(&p).context(|| format!("removing {}", p.display()))?;
+        }
+        std::fs::remove_dir(&self.0).context(|| format!("removing {}", self.0.display()))
+    }
+
+    /// Names of the interfaces that have a pinned link here.
+    pub fn linked_interfaces(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.0).context(|| format!("reading {}", self.0.display()))? {
+            let e = e.context(|| format!("reading {}", self.0.display()))?;
+            if let Some(name) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix(LINK_PIN_PREFIX))
+            {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn is_link(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(LINK_PIN_PREFIX))
+}

@@ -1,0 +1,332 @@
+//! The filter's settings: read from a TOML file, overridden by flags,
+//! validated as a whole before anything touches the kernel.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytemuck::Zeroable as _;
+use clap::{Args, ValueEnum};
+use iplock_common::config::{
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step as KernelStep,
+};
+use iplock_common::names::{
+    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_PROTECT, MAX_TRAPS,
+};
+use serde::Deserialize;
+
+use crate::cidr::Cidr;
+use crate::duration;
+use crate::error::{Result, input};
+use crate::knock::{self, Step};
+
+/// How the program attaches to an interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Native (driver) mode, falling back to skb mode where the driver lacks XDP.
+    #[default]
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode, slower, works on every interface.
+    Skb,
+}
+
+/// Flags shared by every command that loads a filter; each overrides the
+/// same setting of the config file.
+#[derive(Args, Debug, Default, Clone)]
+pub struct SettingsArgs {
+    /// TOML configuration file (see the README for every key).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Interface to attach to (repeat for several).
+    #[arg(long = "iface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// XDP attach mode.
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Protected TCP port (repeat for several) [default: 22].
+    #[arg(long, value_name = "PORT", value_parser = parse_port_arg)]
+    pub protect: Vec<u16>,
+    /// Knock sequence, e.g. tcp:100,udp:300/20s,tcp:200.
+    #[arg(long, value_name = "SEQUENCE")]
+    pub knock: Option<String>,
+    /// Source address or CIDR that passes without knocking (repeat for several).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Default time allowed between two knocks [default: 10s].
+    #[arg(long, value_name = "D")]
+    pub step_timeout: Option<String>,
+    /// How long the door stays open after the last knock [default: 10s].
+    #[arg(long, value_name = "D")]
+    pub open_window: Option<String>,
+    /// How long a ban lasts [default: 1h].
+    #[arg(long, value_name = "D")]
+    pub ban_time: Option<String>,
+}
+
+fn parse_port_arg(s: &str) -> std::result::Result<u16, String> {
+    knock::parse_port(s, "protected port").map_err(|e| e.to_string())
+}
+
+/// The config file as written; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    interfaces: Option<Vec<String>>,
+    mode: Option<Mode>,
+    protect: Option<Vec<u16>>,
+    knock: Option<KnockList>,
+    allow: Option<Vec<String>>,
+    step_timeout: Option<String>,
+    open_window: Option<String>,
+    #[serde(default)]
+    ban: BanFile,
+    #[serde(default)]
+    maps: MapsFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum KnockList {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BanFile {
+    time: Option<String>,
+    wrong_knock: Option<bool>,
+    closed_door: Option<bool>,
+    trap_ports: Option<Vec<u16>>,
+    knock_clears_ban: Option<bool>,
+    ipv6_prefix: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MapsFile {
+    sources: Option<u32>,
+    bans: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanSettings {
+    pub time: Duration,
+    pub wrong_knock: bool,
+    pub closed_door: bool,
+    pub trap_ports: Vec<u16>,
+    pub knock_clears_ban: bool,
+    pub ipv6_prefix: u32,
+}
+
+/// Validated settings of a filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub interfaces: Vec<String>,
+    pub mode: Mode,
+    pub protect: Vec<u16>,
+    pub knock: Vec<Step>,
+    pub allow: Vec<Cidr>,
+    pub step_timeout: Duration,
+    pub open_window: Duration,
+    pub ban: BanSettings,
+    pub max_sources: u32,
+    pub max_bans: u32,
+}
+
+/// Largest map a flag may ask for; beyond it a typo costs gigabytes of kernel memory.
+const MAX_MAP_ENTRIES: u32 = 1 << 24;
+
+fn read_file(path: &Path) -> Result<File> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            return input(format!(
+                "cannot read the config file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ));
+        }
+    };
+    toml::from_str(&text).or_else(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start].lines().count().max(1))
+            .map_or(String::new(), |l| format!(" line {l}:"));
+        input(format!(
+            "the config file {} is invalid:{line} {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })
+}
+
+/// The OS reason without the "(os error N)" tail, for one-sentence errors.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
+impl Settings {
+    /// Merges the config file (if any) with the flags and validates the result.
+    pub fn from_args(args: &SettingsArgs) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => File::default(),
+        };
+        let pick = |flag: &Vec<String>, file: Option<Vec<String>>| {
+            if flag.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                flag.clone()
+            }
+        };
+        let interfaces = pick(&args.interfaces, file.interfaces);
+        let protect = if args.protect.is_empty() {
+            file.protect.unwrap_or_else(|| vec![22])
+        } else {
+            args.protect.clone()
+        };
+        let knock = match (&args.knock, file.knock) {
+            (Some(s), _) => knock::parse_sequence(s)?,
+            (None, Some(KnockList::One(s))) => knock::parse_sequence(&s)?,
+            (None, Some(KnockList::Many(v))) => {
+                v.iter().map(|s| Step::parse(s)).collect::<Result<_>>()?
+            }
+            (None, None) => Vec::new(),
+        };
+        let allow = pick(&args.allow, file.allow)
+            .iter()
+            .map(|s| Cidr::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        let dur = |flag: &Option<String>, file: Option<String>, default: &str, what: &str| {
+            duration::parse(flag.clone().or(file).as_deref().unwrap_or(default), what)
+        };
+        let b = file.ban;
+        let settings = Settings {
+            interfaces,
+            mode: args.mode.or(file.mode).unwrap_or_default(),
+            protect,
+            knock,
+            allow,
+            step_timeout: dur(
+                &args.step_timeout,
+                file.step_timeout,
+                "10s",
+                "the step timeout",
+            )?,
+            open_window: dur(
+                &args.open_window,
+                file.open_window,
+                "10s",
+                "the open window",
+            )?,
+            ban: BanSettings {
+                time: dur(&args.ban_time, b.time, "1h", "the ban time")?,
+                wrong_knock: b.wrong_knock.unwrap_or(true),
+                closed_door: b.closed_door.unwrap_or(true),
+                trap_ports: b.trap_ports.unwrap_or_default(),
+                knock_clears_ban: b.knock_clears_ban.unwrap_or(false),
+                ipv6_prefix: b.ipv6_prefix.unwrap_or(64),
+            },
+            max_sources: file.maps.sources.unwrap_or(DEFAULT_MAX_SOURCES),
+            max_bans: file.maps.bans.unwrap_or(DEFAULT_MAX_BANS),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.interfaces.is_empty() {
+            return input(
+                "no interface is set; give one with --iface or `interfaces` in the config file",
+            );
+        }
+        if self.interfaces.len() > MAX_IFACES {
+            return input(format!("at most {MAX_IFACES} interfaces are supported"));
+        }
+        for (i, name) in self.interfaces.iter().enumerate() {
+            if self.interfaces[..i].contains(name) {
+                return input(format!("interface {name} is listed twice"));
+            }
+            if crate::iface::index(name).is_none() {
+                return input(format!("there is no interface named `{name}`"));
+            }
+        }
+        if self.protect.is_empty() || self.protect.len() > MAX_PROTECT {
+            return input(format!("give 1 to {MAX_PROTECT} protected ports"));
+        }
+        for p in self.protect.iter().chain(&self.ban.trap_ports) {
+            if *p == 0 {
+                return input("port 0 is not a port number from 1 to 65535");
+            }
+        }
+        knock::validate(&self.knock, &self.protect)?;
+        if self.ban.trap_ports.len() > MAX_TRAPS {
+            return input(format!("at most {MAX_TRAPS} trap ports are supported"));
+        }
+        for t in &self.ban.trap_ports {
+            if self.protect.contains(t) || self.knock.iter().any(|s| s.port == *t) {
+                return input(format!("trap port {t} is also a protected or knock port"));
+            }
+        }
+        if !(32..=128).contains(&self.ban.ipv6_prefix) {
+            return input(format!(
+                "the IPv6 ban prefix /{} is out of range; use 32 to 128 (64 covers one host's network)",
+                self.ban.ipv6_prefix
+            ));
+        }
+        if self.allow.len() > MAX_ALLOW as usize {
+            return input(format!(
+                "at most {MAX_ALLOW} allow-list entries are supported"
+            ));
+        }
+        for (what, n) in [("sources", self.max_sources), ("bans", self.max_bans)] {
+            if n == 0 || n > MAX_MAP_ENTRIES {
+                return input(format!(
+                    "maps.{what} = {n} is out of range; use 1 to {MAX_MAP_ENTRIES}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration as the XDP program reads it.
+    pub fn to_kernel(&self) -> Config {
+        let mut c = Config::zeroed();
+        for (k, s) in c.steps.iter_mut().zip(&self.knock) {
+            *k = KernelStep {
+                port: s.port,
+                proto: s.proto,
+                _pad: [0; 5],
+                timeout_ns: nanos(s.timeout.unwrap_or(self.step_timeout)),
+            };
+        }
+        c.step_count = self.knock.len() as u32;
+        c.protect[..self.protect.len()].copy_from_slice(&self.protect);
+        c.protect_count = self.protect.len() as u32;
+        c.traps[..self.ban.trap_ports.len()].copy_from_slice(&self.ban.trap_ports);
+        c.trap_count = self.ban.trap_ports.len() as u32;
+        c.flags = [
+            (self.ban.wrong_knock, FLAG_BAN_WRONG_KNOCK),
+            (self.ban.closed_door, FLAG_BAN_CLOSED_DOOR),
+            (self.ban.knock_clears_ban, FLAG_KNOCK_CLEARS_BAN),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, f)| acc | f);
+        c.open_window_ns = nanos(self.open_window);
+        c.ban_time_ns = nanos(self.ban.time);
+        c.ban_prefix_v6 = self.ban.ipv6_prefix;
+        c
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
