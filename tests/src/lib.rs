@@ -1,1 +1,51 @@
+//! Harness of the end-to-end tests: a server and a client network namespace
+//! joined by a veth pair, a TCP echo listener on the protected port, client
+//! connects and knocks from chosen source addresses, and a runner for the
+//! `iplock` binary with its own pin directory.
+//!
+//! Every resource is a guard that cleans up on drop, so a failing test leaves
+//! no namespace, process or pin behind; names carry the pid and a counter so
+//! tests run in parallel.
 
+pub mod iplock;
+pub mod net;
+pub mod netns;
+pub mod privileged;
+pub mod util;
+
+pub use iplock::{Iplock, Mode};
+pub use net::{EchoServer, echo, knock_tcp, knock_udp, try_connect};
+pub use netns::{
+    CLIENT_V4, CLIENT_V6, NetnsPair, OTHER_V4, OTHER_V6, SERVER_V4, SERVER_V6, in_netns,
+};
+pub use privileged::{require_root, require_tools};
+pub use util::{ChildGuard, TempDir, run_bounded, unique_id};
+
+/// Generates two `#[test]`s per listed function, `native::NAME` and
+/// `skb::NAME`, each calling `NAME(mode)` after the privileged guard, so every
+/// behaviour is shown in both XDP attach modes.
+#[macro_export]
+macro_rules! both_modes {
+    ($($name:ident),+ $(,)?) => {
+        mod native {
+            $(
+                #[test]
+                fn $name() {
+                    if $crate::require_root() {
+                        super::$name($crate::Mode::Native);
+                    }
+                }
+            )+
+        }
+        mod skb {
+            $(
+                #[test]
+                fn $name() {
+                    if $crate::require_root() {
+                        super::$name($crate::Mode::Skb);
+                    }
+                }
+            )+
+        }
+    };
+}

@@ -1,0 +1,222 @@
+//! Two network namespaces joined by a veth pair, and running code inside one.
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::net;
+use crate::util::{run_bounded, run_ok, unique_id};
+
+/// The server side of the veth, where the filter is attached.
+pub const SERVER_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+pub const SERVER_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+/// The client's primary addresses, which tools without a bind option use.
+pub const CLIENT_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+pub const CLIENT_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+/// A second client source in the same namespace, to show that state is per
+/// source. Same IPv6 /64 as [`CLIENT_V6`] on purpose (bans cover the /64).
+pub const OTHER_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 3));
+pub const OTHER_V6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3));
+
+/// Server and client namespaces with a veth pair between them; removing the
+/// namespaces on drop also removes the veths and anything attached to them.
+pub struct NetnsPair {
+    pub server: String,
+    pub client: String,
+    /// The server's end of the veth (in `server`), the interface to filter.
+    pub server_if: String,
+    pub client_if: String,
+}
+
+impl NetnsPair {
+    /// Creates the pair with server 192.0.2.1/24 + 2001:db8::1/64, client
+    /// 192.0.2.2/24 + 2001:db8::2/64 (primary) and 192.0.2.3 + 2001:db8::3
+    /// (secondary), every link up and every address usable at once.
+    pub fn new() -> NetnsPair {
+        let id = unique_id();
+        let pair = NetnsPair {
+            server: format!("ipl-s-{id}"),
+            client: format!("ipl-c-{id}"),
+            // IFNAMSIZ: at most 15 bytes; a pid has at most 7 digits.
+            server_if: format!("is{id}"),
+            client_if: format!("ic{id}"),
+        };
+        assert!(pair.server_if.len() <= 15, "interface name too long");
+        // From here on, a failure drops `pair` and removes what exists so far.
+        for ns in [&pair.server, &pair.client] {
+            ip(&["netns", "add", ns]);
+            // Addresses must work at once: no duplicate address detection,
+            // also for the link-local ones the veths get when they come up.
+            run_ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ]));
+        }
+        // Create each end directly in its namespace: the names never appear
+        // in the root namespace, where they could collide with anything.
+        ip(&[
+            "link",
+            "add",
+            &pair.server_if,
+            "netns",
+            &pair.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &pair.client_if,
+            "netns",
+            &pair.client,
+        ]);
+        let ends = [
+            (&pair.server, &pair.server_if, [SERVER_V4, SERVER_V6]),
+            (&pair.client, &pair.client_if, [CLIENT_V4, CLIENT_V6]),
+        ];
+        for (ns, dev, addrs) in ends {
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            for addr in addrs {
+                pair.add_addr(ns, dev, addr);
+            }
+        }
+        // Added after the primaries, so they are secondary and never chosen as
+        // a default source.
+        pair.add_addr(&pair.client, &pair.client_if, OTHER_V4);
+        pair.add_addr(&pair.client, &pair.client_if, OTHER_V6);
+        pair
+    }
+
+    fn add_addr(&self, ns: &str, dev: &str, addr: IpAddr) {
+        let cidr = match addr {
+            IpAddr::V4(_) => format!("{addr}/24"),
+            IpAddr::V6(_) => format!("{addr}/64"),
+        };
+        let mut args = vec!["-n", ns, "addr", "add", &cidr, "dev", dev];
+        if addr.is_ipv6() {
+            args.push("nodad");
+        }
+        ip(&args);
+    }
+
+    /// `ip -d link show dev <server veth>` run in the server namespace.
+    pub fn server_link_details(&self) -> String {
+        let out = run_ok(Command::new("ip").args([
+            "-n",
+            &self.server,
+            "-d",
+            "link",
+            "show",
+            "dev",
+            &self.server_if,
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether any XDP program (native or generic) is on the server veth.
+    pub fn server_has_xdp(&self) -> bool {
+        self.server_link_details().contains("xdp")
+    }
+
+    /// [`net::try_connect`] in the client namespace.
+    pub fn try_connect(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Option<TcpStream> {
+        in_netns(&self.client, || net::try_connect(src, dst, port, timeout))
+    }
+
+    /// Connects from `src` to `dst:port` in the client namespace and checks
+    /// that the echo server answers; panics with `why` otherwise.
+    pub fn connect(&self, src: IpAddr, dst: IpAddr, port: u16, why: &str) -> TcpStream {
+        let mut stream = self
+            .try_connect(src, dst, port, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{src} -> {dst}:{port} timed out: {why}"));
+        net::echo(&mut stream, "hello");
+        stream
+    }
+
+    /// Panics unless a connect from `src` to `dst:port` times out (1 s).
+    pub fn assert_dropped(&self, src: IpAddr, dst: IpAddr, port: u16, why: &str) {
+        if self
+            .try_connect(src, dst, port, Duration::from_secs(1))
+            .is_some()
+        {
+            panic!("{src} -> {dst}:{port} connected: {why}");
+        }
+    }
+
+    /// [`net::knock_tcp`] in the client namespace.
+    pub fn knock_tcp(&self, src: IpAddr, dst: IpAddr, port: u16) {
+        in_netns(&self.client, || net::knock_tcp(src, dst, port));
+    }
+
+    /// [`net::knock_udp`] in the client namespace.
+    pub fn knock_udp(&self, src: IpAddr, dst: IpAddr, port: u16) {
+        in_netns(&self.client, || net::knock_udp(src, dst, port));
+    }
+
+    /// Sends a knock sequence written like `--knock` (`tcp:100,udp:300`),
+    /// one knock every 50 ms.
+    pub fn knock(&self, src: IpAddr, dst: IpAddr, sequence: &str) {
+        in_netns(&self.client, || net::knock_sequence(src, dst, sequence));
+    }
+}
+
+impl Default for NetnsPair {
+    fn default() -> Self {
+        NetnsPair::new()
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.client] {
+            // Not run_ok: a namespace that was never made is fine here, and a
+            // panic while unwinding would abort the test binary.
+            let _ = run_bounded(
+                Command::new("ip").args(["netns", "del", ns]),
+                Duration::from_secs(10),
+            );
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    run_ok(Command::new("ip").args(args));
+}
+
+/// Runs `f` on a thread that joined the network namespace `name` (as made by
+/// `ip netns add`) and returns its result; a panic in `f` goes on in the
+/// caller. Sockets `f` creates belong to that namespace for their lifetime,
+/// wherever they are used afterwards.
+pub fn in_netns<T, F>(name: &str, f: F) -> T
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    let path = format!("/run/netns/{name}");
+    std::thread::scope(|scope| {
+        let joined = scope
+            .spawn(|| {
+                let ns = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+                // SAFETY: a valid namespace fd; setns changes only this
+                // thread, which ends when `f` returns.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    panic!("setns {path}: {}", std::io::Error::last_os_error());
+                }
+                f()
+            })
+            .join();
+        joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
