@@ -153,7 +153,7 @@ fn read_file(path: &Path) -> Result<File> {
     toml::from_str(&text).or_else(|e| {
         let line = e
             .span()
-            .map(|s| text[..s.start].lines().count().max(1))
+            .map(|s| text[..s.start].matches('\n').count() + 1)
             .map_or(String::new(), |l| format!(" line {l}:"));
         input(format!(
             "the config file {} is invalid:{line} {}",
@@ -329,4 +329,127 @@ impl Settings {
 
 fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str, args: SettingsArgs) -> Result<Settings> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("iplock-settings-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let result = Settings::from_args(&SettingsArgs {
+            config: Some(path.clone()),
+            ..args
+        });
+        std::fs::remove_file(path).unwrap();
+        result
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../contrib/iplock.toml").replace("\"eth0\"", "\"lo\"");
+        let s = from_toml(&text, SettingsArgs::default()).unwrap();
+        assert_eq!(s.interfaces, ["lo"]);
+        assert_eq!(s.knock.len(), 3);
+        assert_eq!(s.knock[1].timeout, Some(Duration::from_secs(20)));
+        assert_eq!(s.ban.trap_ports, [23, 3389]);
+        let k = s.to_kernel();
+        assert_eq!(k.step_count, 3);
+        assert_eq!(k.steps[0].timeout_ns, 10_000_000_000);
+        assert_eq!(k.steps[1].timeout_ns, 20_000_000_000);
+        assert_eq!(k.flags, FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR);
+        assert_eq!(k.ban_time_ns, 3_600_000_000_000);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let text = "interfaces = [\"lo\"]\nknock = [\"tcp:100\", \"udp:300\", \"tcp:200\"]\nopen_window = \"1m\"\n";
+        let s = from_toml(
+            text,
+            SettingsArgs {
+                knock: Some("tcp:5,tcp:9,tcp:7".into()),
+                protect: vec![2222],
+                open_window: Some("5s".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            s.knock.iter().map(|k| k.port).collect::<Vec<_>>(),
+            [5, 9, 7]
+        );
+        assert_eq!(s.protect, [2222]);
+        assert_eq!(s.open_window, Duration::from_secs(5));
+        assert_eq!(s.step_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = Settings::from_args(&SettingsArgs {
+            interfaces: vec!["lo".into()],
+            knock: Some("tcp:100,udp:300,tcp:200".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.protect, [22]);
+        assert_eq!(s.mode, Mode::Auto);
+        assert_eq!(s.step_timeout, Duration::from_secs(10));
+        assert_eq!(s.open_window, Duration::from_secs(10));
+        assert_eq!(s.ban.time, Duration::from_secs(3600));
+        assert!(s.ban.wrong_knock && s.ban.closed_door && !s.ban.knock_clears_ban);
+        assert!(s.ban.trap_ports.is_empty());
+        assert_eq!(s.ban.ipv6_prefix, 64);
+        assert_eq!((s.max_sources, s.max_bans), (65_536, 262_144));
+    }
+
+    #[test]
+    fn bad_files_and_values_are_one_sentence_input_errors() {
+        for (text, needle) in [
+            (
+                "interfaces = [\"lo\"]\nknock = \"100,300,200\"\nbogus = 1\n",
+                "line 3",
+            ),
+            (
+                "interfaces = [\"lo\"]\nknock = \"100,300,200\"\n[ban]\ntime = 5\n",
+                "line 4",
+            ),
+            (
+                "interfaces = [\"nope0\"]\nknock = \"100,300,200\"\n",
+                "nope0",
+            ),
+            (
+                "interfaces = [\"lo\", \"lo\"]\nknock = \"100,300,200\"\n",
+                "twice",
+            ),
+            (
+                "interfaces = [\"lo\"]\nknock = \"100,300,200\"\n[ban]\ntrap_ports = [300]\n",
+                "trap port 300",
+            ),
+            (
+                "interfaces = [\"lo\"]\nknock = \"100,300,200\"\n[ban]\nipv6_prefix = 0\n",
+                "/0",
+            ),
+            (
+                "interfaces = [\"lo\"]\nknock = \"100,300,200\"\n[maps]\nsources = 0\n",
+                "maps.sources",
+            ),
+            ("knock = \"100,300,200\"\n", "no interface"),
+        ] {
+            let err = from_toml(text, SettingsArgs::default()).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{text}");
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+            assert!(!msg.contains('\n'), "{msg:?}");
+        }
+        let err = Settings::from_args(&SettingsArgs {
+            config: Some("/nonexistent/iplock.toml".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
 }

@@ -242,8 +242,9 @@ impl Status {
             b.ipv6_prefix
         );
         let _ = writeln!(o, "counters:");
-        for (name, n) in &self.counters {
-            let _ = writeln!(o, "  {name:<16} {n}");
+        for c in Counter::ALL {
+            let n = self.counters.get(c.name()).copied().unwrap_or(0);
+            let _ = writeln!(o, "  {:<16} {n}", c.name());
         }
         let _ = writeln!(o, "sources ({}):", self.sources.len());
         for s in &self.sources {
