@@ -107,11 +107,15 @@ fn protected<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> D
 
 /// Steps completed that still count at `now`: progress older than the
 /// timeout of the step it waits for counts as none. A completed sequence
-/// stays "alive" for the last step's timeout so its retransmits are ignored.
+/// stays alive while its door is open, and at least for the last step's
+/// timeout, so late retransmits of the last knock are ignored, not banned.
 #[inline(always)]
 pub fn live_progress(s: &SourceState, cfg: &Config, now: u64) -> u32 {
     if s.step == 0 {
         return 0;
+    }
+    if s.step >= cfg.step_count && s.open_until_ns > now {
+        return cfg.step_count;
     }
     let waits_for = if s.step >= cfg.step_count {
         cfg.step_count.saturating_sub(1)
@@ -141,7 +145,10 @@ fn knock<L: Lookup>(
     let progress = live_progress(&old, cfg, now);
     let mut new = old;
     let mut d = Decision::new(Verdict::Drop, Counter::KnockAdvanced);
-    if progress > 0 && i == progress - 1 {
+    // With one step the repeated knock is also step 0: once the door it
+    // opened has closed, it starts the sequence again.
+    let reopens = cfg.step_count == 1 && old.open_until_ns <= now;
+    if progress > 0 && i == progress - 1 && !reopens {
         d.counter = Counter::KnockRepeated;
     } else if i == progress || i == 0 {
         // The expected step, or a fresh start of the sequence.

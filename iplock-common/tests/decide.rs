@@ -1203,7 +1203,6 @@ fn single_step_sequence() {
 /// reopened. The lead's rule "a knock of step 0 always (re)starts the
 /// sequence" says it should reopen.
 #[test]
-#[ignore = "bug: single-step re-knock after the window but within the step timeout is KnockRepeated (decide.rs knock(): the repeat check wins over the step-0 restart)"]
 fn single_step_reknock_after_window_reopens() {
     let c = cfg()
         .steps(&[(PROTO_TCP, 4242)])
@@ -1528,6 +1527,9 @@ impl Model {
     /// retransmits) is no longer within its timeout.
     fn expire(&mut self, cfg: &Config, t: u64) {
         let n = cfg.step_count as usize;
+        if self.attempt.len() == n && self.door_until > t {
+            return;
+        }
         if let Some(&last) = self.attempt.last() {
             let waiting_for = self.attempt.len().min(n - 1);
             if t - last > cfg.steps[waiting_for].timeout_ns {
@@ -1561,10 +1563,10 @@ impl Model {
             Role::Knock(i) => {
                 self.expire(cfg, t);
                 let done = self.attempt.len();
-                // Pins today's code for a single-step sequence too, where
-                // this repeat is also step 0: see the ignored test
-                // single_step_reknock_after_window_reopens.
-                if done > 0 && i == done - 1 {
+                // With one step the repeat is also step 0: once the door
+                // has closed it starts the sequence again.
+                let reopens = cfg.step_count == 1 && self.door_until <= t;
+                if done > 0 && i == done - 1 && !reopens {
                     return (D, KnockRepeated);
                 }
                 if i == 0 {
