@@ -19,6 +19,14 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Detach the filter everywhere and remove its pins.
     Unload(cmd::unload::UnloadArgs),
+    /// Change the allow list of the running filter.
+    Allow(cmd::allow::AllowArgs),
+    /// Ban or unban sources in the running filter.
+    Ban(cmd::ban::BanArgs),
+    /// Send a knock sequence to a server, optionally try the protected port.
+    Knock(cmd::knock::KnockArgs),
+    /// Count the knock sequences an attacker must search, and how long it takes.
+    Calc(cmd::calc::CalcArgs),
 }
 
 fn main() {
@@ -28,6 +36,10 @@ fn main() {
         Command::Load(a) => cmd::load::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Unload(a) => cmd::unload::run(a),
+        Command::Allow(a) => cmd::allow::run(a),
+        Command::Ban(a) => cmd::ban::run(a),
+        Command::Knock(a) => cmd::knock::run(a),
+        Command::Calc(a) => cmd::calc::run(a),
     };
     if let Err(e) = result {
         eprintln!("iplock: {e}");

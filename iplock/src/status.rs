@@ -148,13 +148,26 @@ pub fn read(dir: &PinDir) -> Result<Status> {
         counters.insert(c.name(), per_cpu.iter().sum());
     }
 
+    Ok(Status {
+        pin_dir: dir.path().display().to_string(),
+        interfaces,
+        config: config_status(&cfg),
+        counters,
+        sources: source_list(&maps, &cfg, now)?,
+        bans: ban_list(&maps, now)?,
+        allow: allow_list(&maps, now)?,
+    })
+}
+
+/// Sources knocking or open at `now`, sorted by address.
+pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStatus>> {
     let mut sources = Vec::new();
     for kv in maps.sources.iter() {
         let (key, s) = kv.context(|| "reading the source map".into())?;
         let (state, until) = if s.open_until_ns > now {
             ("open", s.open_until_ns)
         } else {
-            let progress = live_progress(&s, &cfg, now);
+            let progress = live_progress(&s, cfg, now);
             if progress == 0 || progress >= cfg.step_count {
                 continue;
             }
@@ -168,7 +181,11 @@ pub fn read(dir: &PinDir) -> Result<Status> {
         });
     }
     sources.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(sources)
+}
 
+/// Bans in force at `now`, sorted by address.
+pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
     let mut bans = Vec::new();
     for kv in maps.bans.iter() {
         let (key, b) = kv.context(|| "reading the ban map".into())?;
@@ -181,7 +198,11 @@ pub fn read(dir: &PinDir) -> Result<Status> {
         }
     }
     bans.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(bans)
+}
 
+/// Allow-list entries that match at `now`.
+pub fn allow_list(maps: &Maps, now: u64) -> Result<Vec<AllowStatus>> {
     let mut allow = Vec::new();
     for kv in maps.allow.iter() {
         let (key, a) = kv.context(|| "reading the allow list".into())?;
@@ -193,16 +214,7 @@ pub fn read(dir: &PinDir) -> Result<Status> {
             expires_in_s: (a.until_ns != 0).then(|| seconds_left(a.until_ns, now)),
         });
     }
-
-    Ok(Status {
-        pin_dir: dir.path().display().to_string(),
-        interfaces,
-        config: config_status(&cfg),
-        counters,
-        sources,
-        bans,
-        allow,
-    })
+    Ok(allow)
 }
 
 impl Status {

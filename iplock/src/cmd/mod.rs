@@ -1,5 +1,9 @@
 //! One module per subcommand: its arguments and what it does.
 
+pub mod allow;
+pub mod ban;
+pub mod calc;
+pub mod knock;
 pub mod load;
 pub mod status;
 pub mod unload;
@@ -15,7 +19,7 @@ use crate::pin_dir::PinDir;
 #[derive(Args, Debug, Clone)]
 pub struct PinDirArg {
     /// Directory under bpffs holding the filter's pinned maps and links.
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_PIN_DIR)]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_PIN_DIR, global = true)]
     pub pin_dir: PathBuf,
 }
 

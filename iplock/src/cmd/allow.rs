@@ -1,0 +1,92 @@
+//! `iplock allow`: the allow list of a running filter.
+
+use clap::{Args, Subcommand};
+use iplock_common::state::AllowEntry;
+
+use crate::cidr::Cidr;
+use crate::clock::boot_ns;
+use crate::cmd::PinDirArg;
+use crate::duration;
+use crate::error::{Context as _, Result, input};
+use crate::maps::Maps;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  iplock allow add 198.51.100.7 --for 8h\n  iplock allow del 198.51.100.7\n  iplock allow list --json"
+)]
+pub struct AllowArgs {
+    #[command(subcommand)]
+    pub action: AllowAction,
+    #[command(flatten)]
+    pub pin: PinDirArg,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AllowAction {
+    /// Let an address or CIDR block pass without knocking, now.
+    Add {
+        cidr: String,
+        /// Stop matching after this long (e.g. 8h); permanent without it.
+        #[arg(long = "for", value_name = "D")]
+        duration: Option<String>,
+    },
+    /// Remove an entry from the allow list.
+    Del { cidr: String },
+    /// Show the allow list.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: &AllowArgs) -> Result<()> {
+    let dir = args.pin.dir();
+    dir.preflight()?;
+    let mut maps = Maps::open(&dir)?;
+    match &args.action {
+        AllowAction::Add { cidr, duration: d } => {
+            let cidr = Cidr::parse(cidr)?;
+            let until_ns = match d {
+                Some(d) => {
+                    let d = duration::parse(d, "the allow duration")?;
+                    boot_ns() + d.as_nanos() as u64
+                }
+                None => 0,
+            };
+            maps.allow
+                .insert(&cidr.key(), AllowEntry { until_ns }, 0)
+                .context(|| format!("adding {cidr} to the allow list"))?;
+            match d {
+                Some(d) => println!("iplock: {cidr} allowed for {d}"),
+                None => println!("iplock: {cidr} allowed"),
+            }
+        }
+        AllowAction::Del { cidr } => {
+            let cidr = Cidr::parse(cidr)?;
+            if maps.allow.get(&cidr.key(), 0).is_err() {
+                return input(format!("{cidr} is not in the allow list"));
+            }
+            maps.allow
+                .remove(&cidr.key())
+                .context(|| format!("removing {cidr} from the allow list"))?;
+            println!("iplock: {cidr} removed from the allow list");
+        }
+        AllowAction::List { json } => {
+            let entries = crate::status::allow_list(&maps, boot_ns())?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&entries).expect("serialises")
+                );
+            } else {
+                for a in entries {
+                    match a.expires_in_s {
+                        Some(s) => println!("{}  {s}s left", a.cidr),
+                        None => println!("{}", a.cidr),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
