@@ -1,1 +1,61 @@
-fn main() {}
+//! Development tasks for iplock: `cargo xtask setup|test|demo`.
+mod cleanup;
+mod cmd;
+mod demo;
+mod netns;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "iplock development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the nightly rust-src component, bpf-linker and the Debian packages the tests use (idempotent)
+    Setup,
+    /// Setup, then format check, clippy (host and eBPF), build and every test tier; needs root
+    Test {
+        /// Arguments passed on to `cargo test`, e.g. a test name filter
+        #[arg(last = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// Setup, then show a knock opening the door in a namespace pair it creates and removes; needs root
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = repo_root();
+    match Cli::parse().task {
+        Task::Setup => setup::run(&root),
+        Task::Test { cargo_test_args } => test::run(&root, &cargo_test_args),
+        Task::Demo => demo::run(&root),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the repository root")
+        .to_path_buf()
+}
+
+/// Where cargo puts build output for this workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
