@@ -42,7 +42,7 @@ pub fn run(root: &Path) -> Result<()> {
     cmd::run(
         Command::new("cargo")
             .current_dir(root)
-            .args(["build", "--quiet", "-p", "iplock"]),
+            .args(["build", "-p", "iplock"]),
     )?;
     let iplock = crate::target_dir(root).join("debug").join("iplock");
 

@@ -6,7 +6,10 @@ mod netns;
 mod setup;
 mod test;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand};
 
@@ -19,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the nightly rust-src component, bpf-linker and the Debian packages the tests use (idempotent)
+    /// Install what building and testing needs: toolchain components, bpf-linker, Debian packages, bpffs (idempotent)
     Setup,
     /// Setup, then format check, clippy (host and eBPF), build and every test tier; needs root
     Test {
@@ -31,12 +34,24 @@ enum Task {
     Demo,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let root = repo_root();
-    match Cli::parse().task {
+    let result = match Cli::parse().task {
         Task::Setup => setup::run(&root),
         Task::Test { cargo_test_args } => test::run(&root, &cargo_test_args),
         Task::Demo => demo::run(&root),
+    };
+    // Printed by hand: anyhow's Debug output would add a backtrace whenever
+    // RUST_BACKTRACE is set, which says nothing about a failed command.
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }
 

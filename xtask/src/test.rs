@@ -26,7 +26,7 @@ pub fn run(root: &Path, cargo_test_args: &[String]) -> Result<()> {
         .args(cargo_test_args);
     let steps: [(&str, Command); 5] = [
         (
-            "formatting differs; run `cargo fmt --all`",
+            "the format check failed (reformat with `cargo fmt --all`)",
             cargo(&["fmt", "--all", "--", "--check"]),
         ),
         (
