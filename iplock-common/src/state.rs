@@ -44,12 +44,42 @@ impl BanEntry {
     }
 }
 
+/// Where an allow-list entry came from: a reload replaces the
+/// configuration's entries and keeps those added at run time.
+pub const ALLOW_FROM_CONFIG: u32 = 1;
+pub const ALLOW_AT_RUNTIME: u32 = 2;
+
 /// Value of an allow-list entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct AllowEntry {
     /// Boot-time ns when the entry stops matching; 0 = never.
     pub until_ns: u64,
+    /// `ALLOW_*`.
+    pub origin: u32,
+    pub _pad: u32,
+}
+
+impl AllowEntry {
+    pub const fn from_config() -> Self {
+        Self {
+            until_ns: 0,
+            origin: ALLOW_FROM_CONFIG,
+            _pad: 0,
+        }
+    }
+
+    pub const fn at_runtime(until_ns: u64) -> Self {
+        Self {
+            until_ns,
+            origin: ALLOW_AT_RUNTIME,
+            _pad: 0,
+        }
+    }
+
+    pub const fn is_from_config(&self) -> bool {
+        self.origin == ALLOW_FROM_CONFIG
+    }
 }
 
 /// XDP attach modes recorded in [`IfaceEntry::mode`].

@@ -79,7 +79,7 @@ impl Fake {
         self
     }
     fn with_allow(mut self, until_ns: u64) -> Self {
-        self.allow = Some(AllowEntry { until_ns });
+        self.allow = Some(AllowEntry::at_runtime(until_ns));
         self
     }
 
@@ -1459,7 +1459,7 @@ fn any_time() -> impl Strategy<Value = u64> {
 
 fn any_fake() -> impl Strategy<Value = Fake> {
     (
-        prop::option::of(any_time().prop_map(|t| AllowEntry { until_ns: t })),
+        prop::option::of(any_time().prop_map(|t| AllowEntry::at_runtime(t))),
         prop::option::of((any_time(), 1u32..=4).prop_map(|(t, r)| ban(t, r))),
         prop::option::of(
             (0u32..=MAX_STEPS as u32 + 1, any_time(), any_time())
@@ -1682,7 +1682,7 @@ proptest! {
         until in prop_oneof![Just(0), T0 + 1..=u64::MAX],
         pkt in any_packet(),
     ) {
-        let mut f = Fake { allow: Some(AllowEntry { until_ns: until }), ..fake };
+        let mut f = Fake { allow: Some(AllowEntry::at_runtime(until)), ..fake };
         let d = f.decide(pkt, &c, T0);
         prop_assert_eq!(d.verdict, P);
         prop_assert_eq!(d.source, None);
@@ -1702,7 +1702,7 @@ proptest! {
         c.flags &= !FLAG_KNOCK_CLEARS_BAN;
         let mut f = Fake {
             ban: Some(ban(until, BAN_MANUAL)),
-            allow: allow_until.map(|u| AllowEntry { until_ns: u }),
+            allow: allow_until.map(|u| AllowEntry::at_runtime(u)),
             ..fake
         };
         let d = f.decide(pkt, &c, T0);

@@ -1,11 +1,16 @@
-//! Loading the XDP program, attaching it and pinning it: all or nothing.
+//! Loading, reloading and attaching the XDP program. Maps live at their
+//! pins in the filter's directory: a first load creates them, a reload
+//! opens the same maps, so knock state and bans survive.
 
-use aya::EbpfLoader;
-use aya::programs::links::FdLink;
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
-use iplock_common::names::{MAP_BANS, MAP_SOURCES, PROGRAM};
+use aya::{Ebpf, EbpfLoader};
+use iplock_common::addr::AddrKey;
+use iplock_common::names::{MAP_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM};
 use iplock_common::state::{AllowEntry, IfaceEntry, MODE_NATIVE, MODE_SKB};
 
+use crate::cidr::Cidr;
 use crate::error::{Context as _, Error, Result};
 use crate::iface;
 use crate::maps::Maps;
@@ -36,26 +41,115 @@ pub fn load(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
 }
 
 fn load_into(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(MAP_SOURCES, settings.max_sources)
-        .map_max_entries(MAP_BANS, settings.max_bans)
-        .load(OBJECT)?;
-    let mut maps = Maps::build(|name| {
-        let map = ebpf
-            .take_map(name)
-            .ok_or_else(|| Error::Input(format!("the XDP object has no map {name}")))?;
-        map.pin(dir.map(name))
-            .context(|| format!("pinning map {name} in {}", dir.path().display()))?;
-        Ok(map)
-    })?;
-    maps.config
-        .set(0, settings.to_kernel(), 0)
-        .context(|| "writing the configuration map".into())?;
-    for cidr in &settings.allow {
-        maps.allow
-            .insert(&cidr.key(), AllowEntry { until_ns: 0 }, 0)
-            .context(|| format!("adding {cidr} to the allow list"))?;
+    let (mut ebpf, mut maps) = open_object(settings, dir)?;
+    write_settings(&mut maps, settings, &[])?;
+    let prog = program(&mut ebpf)?;
+    let mut attached = Vec::new();
+    for name in &settings.interfaces {
+        attached.push(attach(prog, name, settings.mode, dir)?);
     }
+    record_interfaces(&mut maps, &attached.iter().collect::<Vec<_>>())?;
+    Ok(attached)
+}
+
+/// What a reload changed.
+#[derive(Debug, Default)]
+pub struct Reloaded {
+    /// Interfaces that now run the new program and settings.
+    pub kept: Vec<Attached>,
+    pub added: Vec<Attached>,
+    pub removed: Vec<String>,
+    /// Sources whose knock progress was reset because the sequence changed.
+    pub progress_reset: usize,
+}
+
+/// Applies `settings` to the filter loaded in `dir` without detaching it:
+/// a new instance of the program takes over every link in place (one
+/// atomic switch per interface), reading the same maps; open doors, bans
+/// and runtime allow entries stay.
+pub fn reload(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
+    dir.preflight()?;
+    dir.require_loaded()?;
+    let (mut ebpf, mut maps) = open_object(settings, dir)?;
+    let old = maps.config()?;
+    let current = interfaces(&maps)?;
+    let prog = program(&mut ebpf)?;
+    let mut r = Reloaded::default();
+
+    for name in &settings.interfaces {
+        if let Some(e) = current.iter().find(|e| iface::from_fixed(&e.name) == *name) {
+            let pinned = PinnedLink::from_pin(dir.link(name)).map_err(|e| {
+                Error::Input(format!(
+                    "the XDP link of {name} is missing from {}: {e}",
+                    dir.path().display()
+                ))
+            })?;
+            let link = XdpLink::try_from(FdLink::from(pinned)).map_err(|e| {
+                Error::Input(format!("the pinned link of {name} is not an XDP link: {e}"))
+            })?;
+            prog.attach_to_link(link)
+                .context(|| format!("switching {name} to the new program"))?;
+            r.kept.push(Attached {
+                iface: name.clone(),
+                native: e.mode == MODE_NATIVE,
+                fallback: None,
+            });
+        }
+    }
+    for name in &settings.interfaces {
+        if !r.kept.iter().any(|a| a.iface == *name) {
+            match attach(prog, name, settings.mode, dir) {
+                Ok(a) => r.added.push(a),
+                Err(e) => {
+                    for a in &r.added {
+                        let _ = std::fs::remove_file(dir.link(&a.iface));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    let new = settings.to_kernel();
+    if new.steps != old.steps || new.step_count != old.step_count {
+        r.progress_reset = reset_progress(&mut maps)?;
+    }
+    let old_allow = config_allow_keys(&maps)?;
+    write_settings(&mut maps, settings, &old_allow)?;
+
+    for e in &current {
+        let name = iface::from_fixed(&e.name);
+        if !settings.interfaces.contains(&name) {
+            std::fs::remove_file(dir.link(&name)).context(|| format!("detaching from {name}"))?;
+            r.removed.push(name);
+        }
+    }
+    record_interfaces(
+        &mut maps,
+        &r.kept.iter().chain(&r.added).collect::<Vec<_>>(),
+    )?;
+    Ok(r)
+}
+
+/// Loads the object with every map at its pin in `dir`, created there if
+/// missing (aya pins new maps itself), reused with its content if present.
+fn open_object(settings: &Settings, dir: &PinDir) -> Result<(Ebpf, Maps)> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(MAP_SOURCES, settings.max_sources)
+        .map_max_entries(MAP_BANS, settings.max_bans);
+    for name in PINNED_MAPS {
+        loader.map_pin_path(name, dir.map(name));
+    }
+    let mut ebpf = loader.load(OBJECT)?;
+    let maps = Maps::build(|name| {
+        ebpf.take_map(name)
+            .ok_or_else(|| Error::Input(format!("the XDP object has no map {name}")))
+    })?;
+    Ok((ebpf, maps))
+}
+
+fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
     let prog = ebpf
         .program_mut(PROGRAM)
         .ok_or_else(|| Error::Input(format!("the XDP object has no program {PROGRAM}")))?;
@@ -63,21 +157,89 @@ fn load_into(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
         .context(|| format!("program {PROGRAM} is not an XDP program"))?;
     prog.load()
         .context(|| "the kernel refused the XDP program".into())?;
+    Ok(prog)
+}
 
-    let mut attached = Vec::new();
-    for (slot, name) in settings.interfaces.iter().enumerate() {
-        let a = attach(prog, name, settings.mode, dir)?;
-        let entry = IfaceEntry {
-            ifindex: iface::index(name).unwrap_or(0),
-            mode: if a.native { MODE_NATIVE } else { MODE_SKB },
-            name: iface::to_fixed(name),
+/// Writes the configuration and the config file's allow list, replacing
+/// the entries in `old_allow` (the previous config's) that it no longer has.
+fn write_settings(
+    maps: &mut Maps,
+    settings: &Settings,
+    old_allow: &[aya::maps::lpm_trie::Key<AddrKey>],
+) -> Result<()> {
+    maps.config
+        .set(0, settings.to_kernel(), 0)
+        .context(|| "writing the configuration map".into())?;
+    for key in old_allow {
+        if !settings.allow.contains(&Cidr::from_key(key)) {
+            maps.allow
+                .remove(key)
+                .context(|| "removing an old allow-list entry".into())?;
+        }
+    }
+    for cidr in &settings.allow {
+        maps.allow
+            .insert(&cidr.key(), AllowEntry::from_config(), 0)
+            .context(|| format!("adding {cidr} to the allow list"))?;
+    }
+    Ok(())
+}
+
+/// Allow-list entries that came from the configuration (not `allow add`).
+fn config_allow_keys(maps: &Maps) -> Result<Vec<aya::maps::lpm_trie::Key<AddrKey>>> {
+    let mut keys = Vec::new();
+    for kv in maps.allow.iter() {
+        let (k, v) = kv.context(|| "reading the allow list".into())?;
+        if v.is_from_config() {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
+}
+
+fn reset_progress(maps: &mut Maps) -> Result<usize> {
+    let mut reset = Vec::new();
+    for kv in maps.sources.iter() {
+        let (k, mut s) = kv.context(|| "reading the source map".into())?;
+        if s.step != 0 {
+            s.step = 0;
+            reset.push((k, s));
+        }
+    }
+    for (k, s) in &reset {
+        maps.sources
+            .insert(k, s, 0)
+            .context(|| "resetting knock progress".into())?;
+    }
+    Ok(reset.len())
+}
+
+fn interfaces(maps: &Maps) -> Result<Vec<IfaceEntry>> {
+    let mut out = Vec::new();
+    for e in maps.ifaces.iter() {
+        let e = e.context(|| "reading the interface map".into())?;
+        if e.mode != 0 {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+fn record_interfaces(maps: &mut Maps, attached: &[&Attached]) -> Result<()> {
+    for slot in 0..MAX_IFACES {
+        let entry = match attached.get(slot) {
+            Some(a) => IfaceEntry {
+                ifindex: iface::index(&a.iface).unwrap_or(0),
+                mode: if a.native { MODE_NATIVE } else { MODE_SKB },
+                name: iface::to_fixed(&a.iface),
+            },
+            None => IfaceEntry::default(),
         };
         maps.ifaces
             .set(slot as u32, entry, 0)
             .context(|| "recording the interfaces".into())?;
-        attached.push(a);
     }
-    Ok(attached)
+    Ok(())
 }
 
 fn attach(prog: &mut Xdp, name: &str, mode: Mode, dir: &PinDir) -> Result<Attached> {

@@ -54,7 +54,7 @@ pub fn run(args: &AllowArgs) -> Result<()> {
                 None => 0,
             };
             maps.allow
-                .insert(&cidr.key(), AllowEntry { until_ns }, 0)
+                .insert(&cidr.key(), AllowEntry::at_runtime(until_ns), 0)
                 .context(|| format!("adding {cidr} to the allow list"))?;
             match d {
                 Some(d) => println!("iplock: {cidr} allowed for {d}"),
