@@ -19,6 +19,8 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Detach the filter everywhere and remove its pins.
     Unload(cmd::unload::UnloadArgs),
+    /// Apply changed settings to the running filter, keeping its state.
+    Reload(cmd::reload::ReloadArgs),
     /// Change the allow list of the running filter.
     Allow(cmd::allow::AllowArgs),
     /// Ban or unban sources in the running filter.
@@ -36,6 +38,7 @@ fn main() {
         Command::Load(a) => cmd::load::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Unload(a) => cmd::unload::run(a),
+        Command::Reload(a) => cmd::reload::run(a),
         Command::Allow(a) => cmd::allow::run(a),
         Command::Ban(a) => cmd::ban::run(a),
         Command::Knock(a) => cmd::knock::run(a),

@@ -5,6 +5,7 @@ pub mod ban;
 pub mod calc;
 pub mod knock;
 pub mod load;
+pub mod reload;
 pub mod status;
 pub mod unload;
 
