@@ -21,6 +21,9 @@ pub use netns::{
 pub use privileged::{require_root, require_tools};
 pub use util::{ChildGuard, TempDir, run_bounded, unique_id};
 
+/// The knock sequence most tests load and send.
+pub const KNOCK: &str = "tcp:100,udp:300,tcp:200";
+
 /// Generates two `#[test]`s per listed function, `native::NAME` and
 /// `skb::NAME`, each calling `NAME(mode)` after the privileged guard, so every
 /// behaviour is shown in both XDP attach modes.
