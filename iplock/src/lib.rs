@@ -1,6 +1,7 @@
 //! The `iplock` command as a library: settings, loading, pinning and
 //! reading the XDP knock filter. `main.rs` only parses arguments.
 
+pub mod calc;
 pub mod cidr;
 pub mod clock;
 pub mod cmd;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod filter;
 pub mod iface;
 pub mod knock;
+pub mod knock_client;
 pub mod maps;
 pub mod object;
 pub mod pin_dir;

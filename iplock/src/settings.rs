@@ -331,6 +331,20 @@ fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
+/// The knock sequence of a config file, for the knock client: the other
+/// keys describe the server (its interfaces may not exist on the client),
+/// so only the file's syntax and its `knock` key are checked.
+pub fn knock_from_file(path: &Path) -> Result<Vec<Step>> {
+    match read_file(path)?.knock {
+        Some(KnockList::One(s)) => knock::parse_sequence(&s),
+        Some(KnockList::Many(v)) => v.iter().map(|s| Step::parse(s)).collect(),
+        None => input(format!(
+            "the config file {} has no `knock` key",
+            path.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
