@@ -10,6 +10,7 @@ pub mod addr;
 pub mod config;
 pub mod counters;
 pub mod decide;
+pub mod events;
 pub mod names;
 pub mod packet;
 pub mod state;

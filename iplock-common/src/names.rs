@@ -19,14 +19,18 @@ pub const MAP_COUNTERS: &str = "IPLOCK_COUNTERS";
 /// kept in bpffs so `iplock status` and `unload` need no other file.
 pub const MAP_IFACES: &str = "IPLOCK_IFACES";
 
-/// Every map the loader pins, in the order it pins them.
-pub const PINNED_MAPS: [&str; 6] = [
+/// Events for `iplock run` (`RINGBUF` of [`crate::events::Event`]).
+pub const MAP_EVENTS: &str = "IPLOCK_EVENTS";
+
+/// Every map the loader pins.
+pub const PINNED_MAPS: [&str; 7] = [
     MAP_CONFIG,
     MAP_SOURCES,
     MAP_BANS,
     MAP_ALLOW,
     MAP_COUNTERS,
     MAP_IFACES,
+    MAP_EVENTS,
 ];
 
 /// Default pin directory under bpffs.

@@ -1,11 +1,159 @@
+//! The XDP knock filter: parse, look up, `iplock_common::decide::decide`,
+//! write back what the decision says. Nothing here decides anything.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+mod parse;
+
+use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
+use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
+use aya_ebpf::macros::{map, xdp};
+use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::XdpContext;
+use iplock_common::addr::{self, AddrKey};
+use iplock_common::config::Config;
+use iplock_common::counters::{COUNTERS, Counter};
+use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
+use iplock_common::events::{EVENTS_BYTES, Event};
+use iplock_common::packet::Packet;
+use iplock_common::names::{DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES};
+use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
+
+#[map]
+static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[map]
+static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+
+#[map]
+static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
+
+// LpmTrie adds BPF_F_NO_PREALLOC itself; the kernel requires it for tries.
+#[map]
+static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+
+#[map]
+static IPLOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+// Not read here: it is in the object so that user space creates and pins it
+// with the rest, recording the interfaces the filter is attached to.
+#[map]
+static IPLOCK_IFACES: Array<IfaceEntry> = Array::with_max_entries(MAX_IFACES as u32, 0);
+
+#[map]
+static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 #[xdp]
-pub fn iplock(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
+pub fn iplock(ctx: XdpContext) -> u32 {
+    // A packet the parser cannot classify is passed, as the contract says;
+    // that is the only way try_iplock fails.
+    match try_iplock(&ctx) {
+        Ok(verdict) => verdict,
+        Err(parse::NotClassified) => {
+            count(Counter::NotClassified);
+            XDP_PASS
+        }
+    }
+}
+
+#[inline(always)]
+fn try_iplock(ctx: &XdpContext) -> Result<u32, parse::NotClassified> {
+    let parse::Parsed { src, pkt } = parse::parse(ctx)?;
+    // Index 0 of an array map always exists; the check is for the verifier.
+    let cfg = IPLOCK_CONFIG.get(0).ok_or(parse::NotClassified)?;
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let ban_key = addr::ban_key(&src, cfg.ban_prefix_v6);
+    let mut maps = Maps {
+        src: &src,
+        ban_key: &ban_key,
+    };
+    let d = decide::decide(&pkt, cfg, now, &mut maps);
+
+    if let Some(state) = d.source {
+        // A full LRU map evicts rather than fails, so an error here means the
+        // kernel is out of memory; the packet verdict stands either way.
+        let _ = IPLOCK_SOURCES.insert(src, state, 0);
+    }
+    match d.ban {
+        BanUpdate::Keep => {}
+        BanUpdate::Set(ban) => {
+            if IPLOCK_BANS.insert(ban_key, ban, 0).is_ok() {
+                count(Counter::BansAdded);
+            }
+        }
+        BanUpdate::Remove => {
+            let _ = IPLOCK_BANS.remove(ban_key);
+        }
+    }
+    count(d.counter);
+    report(ctx, &src, &pkt, &d);
+    Ok(match d.verdict {
+        Verdict::Pass => XDP_PASS,
+        Verdict::Drop => XDP_DROP,
+    })
+}
+
+/// The map lookups of one packet's decision.
+struct Maps<'a> {
+    src: &'a AddrKey,
+    ban_key: &'a AddrKey,
+}
+
+impl Lookup for Maps<'_> {
+    #[inline(always)]
+    fn allow(&mut self) -> Option<AllowEntry> {
+        // A full-length key finds the longest stored prefix that covers it.
+        IPLOCK_ALLOW.get(Key::new(128, *self.src)).copied()
+    }
+
+    #[inline(always)]
+    fn ban(&mut self) -> Option<BanEntry> {
+        // SAFETY: the value is copied out at once; a concurrent update can at
+        // worst make this one packet see the old or the new ban.
+        unsafe { IPLOCK_BANS.get(self.ban_key) }.copied()
+    }
+
+    #[inline(always)]
+    fn source(&mut self) -> Option<SourceState> {
+        // SAFETY: as for `ban`.
+        unsafe { IPLOCK_SOURCES.get(self.src) }.copied()
+    }
+}
+
+/// Tells `iplock run` about doors opened, wrong knocks and bans. A full
+/// ring buffer loses the event, never the packet's verdict.
+#[inline(always)]
+fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
+    let Some(kind) = d.event_kind() else {
+        return;
+    };
+    if let Some(mut slot) = IPLOCK_EVENTS.reserve::<Event>(0) {
+        // SAFETY: the kernel hands XDP programs a valid xdp_md.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        slot.write(Event {
+            addr: *src,
+            ifindex,
+            kind,
+            ban_reason: d.ban_reason(),
+            dport: pkt.dport,
+            proto: pkt.proto,
+            _pad: 0,
+        });
+        slot.submit(0);
+    }
+}
+
+#[inline(always)]
+fn count(counter: Counter) {
+    if let Some(n) = IPLOCK_COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: a per-CPU slot, written only by this CPU while this
+        // program runs, so a plain increment does not race.
+        unsafe { *n += 1 };
+    }
 }
 
 #[cfg(not(test))]

@@ -19,6 +19,8 @@ enum Command {
     Status(cmd::status::StatusArgs),
     /// Detach the filter everywhere and remove its pins.
     Unload(cmd::unload::UnloadArgs),
+    /// Load and stay in the foreground: log events, sweep, reload on SIGHUP.
+    Run(cmd::run::RunArgs),
     /// Apply changed settings to the running filter, keeping its state.
     Reload(cmd::reload::ReloadArgs),
     /// Change the allow list of the running filter.
@@ -32,12 +34,13 @@ enum Command {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Load(a) => cmd::load::run(a),
         Command::Status(a) => cmd::status::run(a),
         Command::Unload(a) => cmd::unload::run(a),
+        Command::Run(a) => cmd::run::run(a),
         Command::Reload(a) => cmd::reload::run(a),
         Command::Allow(a) => cmd::allow::run(a),
         Command::Ban(a) => cmd::ban::run(a),

@@ -6,6 +6,7 @@ pub mod calc;
 pub mod knock;
 pub mod load;
 pub mod reload;
+pub mod run;
 pub mod status;
 pub mod unload;
 

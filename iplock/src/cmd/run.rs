@@ -1,0 +1,141 @@
+//! `iplock run`: load and stay in the foreground (systemd `Type=simple`),
+//! logging events, sweeping expired entries and reloading on SIGHUP.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use crate::clock::boot_ns;
+use crate::cmd::PinDirArg;
+use crate::cmd::reload::report;
+use crate::error::{Context as _, Result};
+use crate::events::{self, Events};
+use crate::filter;
+use crate::maps::Maps;
+use crate::metrics;
+use crate::settings::{Settings, SettingsArgs};
+use crate::sweep::sweep;
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Example:\n  iplock run --config /etc/iplock/iplock.toml --metrics 127.0.0.1:9477\n  RUST_LOG=debug iplock run --iface eth0 --knock tcp:7113,udp:40022,tcp:3391 --keep"
+)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub pin: PinDirArg,
+    /// On SIGTERM leave the pinned filter running instead of detaching it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Serve Prometheus metrics on ADDR:PORT (a bare port listens on loopback).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+    /// How often expired entries are swept from the maps.
+    #[arg(long, value_name = "D", default_value = "5s")]
+    pub sweep_every: String,
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let settings = Settings::from_args(&args.settings)?;
+    let metrics_addr = args
+        .metrics
+        .as_deref()
+        .map(metrics::parse_addr)
+        .transpose()?;
+    let sweep_every = crate::duration::parse(&args.sweep_every, "the sweep interval")?;
+    let dir = args.pin.dir();
+
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, term.clone())
+            .context(|| "installing signal handlers".into())?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context(|| "installing signal handlers".into())?;
+
+    // A filter left running by `run --keep` is adopted, state and all.
+    dir.preflight()?;
+    if dir.require_loaded().is_ok() {
+        report(&filter::reload(&settings, &dir)?);
+        log::info!("adopted the filter pinned at {}", dir.path().display());
+    } else {
+        for a in filter::load(&settings, &dir)? {
+            if let Some(why) = &a.fallback {
+                log::warn!(
+                    "native XDP is not available on {} ({why}); attached in skb mode",
+                    a.iface
+                );
+            }
+            log::info!(
+                "attached to {} in {} mode",
+                a.iface,
+                if a.native { "native" } else { "skb" }
+            );
+        }
+    }
+    let result = serve(args, &dir, metrics_addr, sweep_every, &term, &hup);
+    if args.keep {
+        log::info!("leaving the filter running at {}", dir.path().display());
+    } else {
+        dir.remove_all()?;
+        log::info!("detached and removed {}", dir.path().display());
+    }
+    result
+}
+
+fn serve(
+    args: &RunArgs,
+    dir: &crate::pin_dir::PinDir,
+    metrics_addr: Option<std::net::SocketAddr>,
+    sweep_every: Duration,
+    term: &Arc<AtomicBool>,
+    hup: &Arc<AtomicBool>,
+) -> Result<()> {
+    let metrics = match metrics_addr {
+        Some(addr) => {
+            let h = metrics::spawn(addr, dir.clone(), term.clone())?;
+            log::info!("serving metrics on http://{addr}/metrics");
+            Some(h)
+        }
+        None => None,
+    };
+    let mut events = Events::open(dir)?;
+    let mut last_sweep = Instant::now();
+    log::info!("running; SIGHUP reloads the settings, SIGTERM stops");
+    while !term.load(Ordering::Relaxed) {
+        for e in events.wait(500) {
+            log::info!("{}", events::describe(&e));
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            match Settings::from_args(&args.settings).and_then(|s| filter::reload(&s, dir)) {
+                Ok(r) => {
+                    log::info!(
+                        "reloaded: {} interface(s) kept, {} added, {} removed, knock progress reset for {} source(s)",
+                        r.kept.len(),
+                        r.added.len(),
+                        r.removed.len(),
+                        r.progress_reset
+                    );
+                }
+                Err(e) => log::error!("reload failed, the previous settings stay in force: {e}"),
+            }
+        }
+        if last_sweep.elapsed() >= sweep_every {
+            last_sweep = Instant::now();
+            let swept = Maps::open(dir).and_then(|mut m| sweep(&mut m, boot_ns()));
+            match swept {
+                Ok(s) if s != Default::default() => log::debug!("swept {s:?}"),
+                Ok(_) => {}
+                Err(e) => log::error!("sweeping failed: {e}"),
+            }
+        }
+    }
+    if let Some(h) = metrics {
+        let _ = h.join();
+    }
+    Ok(())
+}
