@@ -66,11 +66,12 @@ pub fn run(root: &Path) -> Result<()> {
 
     let server_v4 = SocketAddr::new(SERVER_V4.parse()?, PORT);
     let server_v6 = SocketAddr::new(SERVER_V6.parse()?, PORT);
+    step(&format!(
+        "without iplock, the client connects to {server_v4}"
+    ));
     let banner = connect(&pair.client, server_v4)?
         .context("the client cannot reach the server even without iplock")?;
-    step(&format!(
-        "without iplock the client connects to {server_v4}: \"{banner}\""
-    ));
+    println!("    reply: {banner}");
 
     let pin_dir = PathBuf::from(format!("/sys/fs/bpf/iplock-demo-{pid}"));
     let iplock_in = |args: &[&str]| {
@@ -121,15 +122,18 @@ pub fn run(root: &Path) -> Result<()> {
 
     // IPv6 here, because this unknocked SYN bans its source (the client's /64):
     // the IPv4 address stays clean for the knock.
+    step(&format!(
+        "without knocking, the client connects to {server_v6}"
+    ));
     if let Some(banner) = connect(&pair.client, server_v6)? {
         bail!(
             "connected to {server_v6} without knocking (got \"{banner}\"): iplock is not filtering"
         );
     }
-    step(&format!(
-        "without knocking, connect to {server_v6} times out after {}s (door closed; that SYN banned 2001:db8::/64)",
+    println!(
+        "    timed out after {}s: the door is closed, and that SYN banned 2001:db8::/64",
         CONNECT_TIMEOUT.as_secs()
-    ));
+    );
 
     step(&format!(
         "the client knocks on {SERVER_V4} with Debian's knock client"
@@ -147,11 +151,12 @@ pub fn run(root: &Path) -> Result<()> {
         "200:tcp",
     ]))?;
 
+    step(&format!(
+        "after knocking, the client connects to {server_v4}"
+    ));
     let banner = connect(&pair.client, server_v4)?
         .with_context(|| format!("connect to {server_v4} still times out after knocking"))?;
-    step(&format!(
-        "after knocking, {CLIENT_V4} connects to {server_v4}: \"{banner}\""
-    ));
+    println!("    reply: {banner}");
 
     step("iplock status");
     show_and_run(&mut iplock_in(&["status"]))?;
