@@ -27,17 +27,34 @@ pub struct Attached {
     pub fallback: Option<String>,
 }
 
+/// What `load` did.
+#[derive(Debug)]
+pub enum Loaded {
+    /// A new filter, attached to these interfaces.
+    New(Vec<Attached>),
+    /// A filter was already pinned there: this build's program took its
+    /// place with the maps and their content (see [`reload`]).
+    Replaced(Reloaded),
+}
+
 /// Loads the filter described by `settings` and pins it in `dir`. On any
 /// failure everything done so far is undone: the directory is removed,
-/// which detaches every link already made.
-pub fn load(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
+/// which detaches every link already made. Where a filter is already
+/// pinned, its program is replaced in place and its state kept.
+pub fn load(settings: &Settings, dir: &PinDir) -> Result<Loaded> {
     dir.preflight()?;
+    let _lock = dir.lock()?;
+    if dir.require_loaded().is_ok() {
+        return reload_locked(settings, dir).map(Loaded::Replaced);
+    }
     dir.create()?;
-    load_into(settings, dir).inspect_err(|_| {
-        if let Err(e) = dir.remove_all() {
-            log::error!("cleaning up {} failed: {e}", dir.path().display());
-        }
-    })
+    load_into(settings, dir)
+        .inspect_err(|_| {
+            if let Err(e) = dir.remove_all() {
+                log::error!("cleaning up {} failed: {e}", dir.path().display());
+            }
+        })
+        .map(Loaded::New)
 }
 
 fn load_into(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
@@ -69,7 +86,12 @@ pub struct Reloaded {
 /// and runtime allow entries stay.
 pub fn reload(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     dir.preflight()?;
+    let _lock = dir.lock()?;
     dir.require_loaded()?;
+    reload_locked(settings, dir)
+}
+
+fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
     let old = maps.config()?;
     let current = interfaces(&maps)?;

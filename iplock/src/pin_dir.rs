@@ -53,8 +53,31 @@ impl PinDir {
         Ok(())
     }
 
-    /// Creates the directory; its existence is the lock that keeps two
-    /// filters from loading into one place.
+    /// Takes the lock that serialises every command changing a filter
+    /// (load, reload, unload, run): an advisory lock on the pin directory's
+    /// parent, which exists before the filter does. A second command while
+    /// one holds it is refused rather than left to interleave.
+    pub fn lock(&self) -> Result<DirLock> {
+        let parent = self.0.parent().unwrap_or(Path::new("/"));
+        let dir =
+            std::fs::File::open(parent).context(|| format!("opening {}", parent.display()))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&dir),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } != 0
+        {
+            return input(format!(
+                "another iplock command is changing a filter under {} right now; try again when it is done",
+                parent.display()
+            ));
+        }
+        Ok(DirLock(dir))
+    }
+
+    /// Creates the directory for a new filter.
     pub fn create(&self) -> Result<()> {
         match std::fs::create_dir(&self.0) {
             Ok(()) => Ok(()),
@@ -115,6 +138,10 @@ impl PinDir {
         Ok(out)
     }
 }
+
+/// Held while a command changes a filter; dropping it releases the lock.
+#[derive(Debug)]
+pub struct DirLock(#[allow(dead_code)] std::fs::File);
 
 fn is_link(p: &Path) -> bool {
     p.file_name()

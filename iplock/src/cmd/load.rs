@@ -23,7 +23,18 @@ pub struct LoadArgs {
 pub fn run(args: &LoadArgs) -> Result<()> {
     let settings = Settings::from_args(&args.settings)?;
     let dir = args.pin.dir();
-    let attached = filter::load(&settings, &dir)?;
+    let attached = match filter::load(&settings, &dir)? {
+        filter::Loaded::New(attached) => attached,
+        filter::Loaded::Replaced(r) => {
+            println!(
+                "iplock: a filter was already loaded at {}; this build's program replaced it in place, keeping its state",
+                dir.path().display()
+            );
+            crate::cmd::reload::report(&r);
+            warn_own_session(&settings);
+            return Ok(());
+        }
+    };
     for a in &attached {
         if let Some(why) = &a.fallback {
             eprintln!(

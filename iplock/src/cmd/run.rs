@@ -58,29 +58,32 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .context(|| "installing signal handlers".into())?;
 
     // A filter left running by `run --keep` is adopted, state and all.
-    dir.preflight()?;
-    if dir.require_loaded().is_ok() {
-        report(&filter::reload(&settings, &dir)?);
-        log::info!("adopted the filter pinned at {}", dir.path().display());
-    } else {
-        for a in filter::load(&settings, &dir)? {
-            if let Some(why) = &a.fallback {
-                log::warn!(
-                    "native XDP is not available on {} ({why}); attached in skb mode",
-                    a.iface
+    match filter::load(&settings, &dir)? {
+        filter::Loaded::New(attached) => {
+            for a in attached {
+                if let Some(why) = &a.fallback {
+                    log::warn!(
+                        "native XDP is not available on {} ({why}); attached in skb mode",
+                        a.iface
+                    );
+                }
+                log::info!(
+                    "attached to {} in {} mode",
+                    a.iface,
+                    if a.native { "native" } else { "skb" }
                 );
             }
-            log::info!(
-                "attached to {} in {} mode",
-                a.iface,
-                if a.native { "native" } else { "skb" }
-            );
+        }
+        filter::Loaded::Replaced(r) => {
+            report(&r);
+            log::info!("adopted the filter pinned at {}", dir.path().display());
         }
     }
     let result = serve(args, &dir, metrics_addr, sweep_every, &term, &hup);
     if args.keep {
         log::info!("leaving the filter running at {}", dir.path().display());
     } else {
+        let _lock = dir.lock()?;
         dir.remove_all()?;
         log::info!("detached and removed {}", dir.path().display());
     }

@@ -17,6 +17,7 @@ pub struct UnloadArgs {
 pub fn run(args: &UnloadArgs) -> Result<()> {
     let dir = args.pin.dir();
     dir.preflight()?;
+    let _lock = dir.lock()?;
     dir.require_loaded()?;
     let ifaces = dir.linked_interfaces()?;
     dir.remove_all()?;
