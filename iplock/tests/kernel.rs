@@ -1,0 +1,1168 @@
+//! Kernel tests: the real XDP program, loaded through the verifier, run on
+//! crafted frames with BPF_PROG_TEST_RUN. Each test loads its own copy of
+//! the object (its own unpinned maps); each case empties the maps, writes
+//! its config and seed state, runs its frames checking every verdict, then
+//! compares the whole source map, ban map and counter set. The tests group
+//! the cases by the lines of the contract in issue 2.
+
+#[path = "kernel/frame.rs"]
+mod frame;
+#[path = "kernel/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use aya::maps::Map;
+use frame::{
+    ACK, ETHERTYPE_ARP, Ext, FIN, Frame, PSH, RST, SYN, TPID_8021AD, TPID_8021Q, icmp, non_ip, tcp,
+    udp,
+};
+use harness::{Harness, at, now_ns, privileged};
+use iplock_common::config::{
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step,
+};
+use iplock_common::counters::{COUNTERS, Counter};
+use iplock_common::decide::Verdict::{self, Drop, Pass};
+use iplock_common::names;
+use iplock_common::packet::{PROTO_TCP, PROTO_UDP};
+use iplock_common::state::{
+    BAN_CLOSED_DOOR, BAN_MANUAL, BAN_TRAP, BAN_WRONG_KNOCK, BanEntry, SourceState,
+};
+
+use Counter::*;
+
+const SEC: u64 = 1_000_000_000;
+
+// Sources. A and B are neighbours in 192.0.2.0/24, C is outside it; A6 and
+// B6 share a /64, C6 does not.
+const A: &str = "192.0.2.2";
+const B: &str = "192.0.2.3";
+const C: &str = "198.51.100.7";
+const A6: &str = "2001:db8::2";
+const B6: &str = "2001:db8::3";
+const C6: &str = "2001:db8:0:1::2";
+/// The /64 of A6 and B6: the key of their bans.
+const AB6_NET: &str = "2001:db8::";
+
+const SSH: u16 = 22;
+const HTTP: u16 = 80;
+const DNS: u16 = 53;
+const TRAP: u16 = 666;
+
+fn step(proto: u8, port: u16, timeout_s: u64) -> Step {
+    Step {
+        port,
+        proto,
+        _pad: [0; 5],
+        timeout_ns: timeout_s * SEC,
+    }
+}
+
+/// Protect 22; knock tcp:100, udp:300/20s, tcp:200 (10 s otherwise); open
+/// 10 s; ban 1 h on a wrong knock and on a closed door; IPv6 bans a /64.
+fn config() -> Config {
+    let mut steps = [Step::default(); names::MAX_STEPS];
+    steps[0] = step(PROTO_TCP, 100, 10);
+    steps[1] = step(PROTO_UDP, 300, 20);
+    steps[2] = step(PROTO_TCP, 200, 10);
+    let mut protect = [0; names::MAX_PROTECT];
+    protect[0] = SSH;
+    Config {
+        steps,
+        step_count: 3,
+        flags: FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR,
+        protect,
+        traps: [0; names::MAX_TRAPS],
+        protect_count: 1,
+        trap_count: 0,
+        open_window_ns: 10 * SEC,
+        ban_time_ns: 3600 * SEC,
+        ban_prefix_v6: 64,
+        _pad: 0,
+    }
+}
+
+fn config_with(f: impl FnOnce(&mut Config)) -> Config {
+    let mut cfg = config();
+    f(&mut cfg);
+    cfg
+}
+
+/// The three knocks of [`config`] from `src`.
+fn knocks(src: &str) -> Vec<(Frame, Verdict)> {
+    vec![
+        (tcp(src, 100, SYN), Drop),
+        (udp(src, 300), Drop),
+        (tcp(src, 200, SYN), Drop),
+    ]
+}
+
+/// Map state written before the frames run; times are seconds from now.
+enum Seed {
+    Source {
+        ip: &'static str,
+        step: u32,
+        knock_s: i64,
+        open_s: Option<i64>,
+    },
+    /// `ip` is the ban key's address (for IPv6 the prefix).
+    Ban {
+        ip: &'static str,
+        for_s: i64,
+        reason: u32,
+    },
+    /// `for_s: None` never expires.
+    Allow {
+        cidr: &'static str,
+        for_s: Option<i64>,
+    },
+}
+
+/// Expected entry of the source map.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Src {
+    step: u32,
+    open: bool,
+}
+
+/// Expected entry of the ban map.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ban {
+    reason: u32,
+    active: bool,
+}
+
+struct Case {
+    name: &'static str,
+    config: Config,
+    seed: Vec<Seed>,
+    frames: Vec<(Frame, Verdict)>,
+    /// The whole source map afterwards.
+    sources: Vec<(&'static str, Src)>,
+    /// The whole ban map afterwards.
+    bans: Vec<(&'static str, Ban)>,
+    /// Every non-zero counter afterwards.
+    counters: Vec<(Counter, u64)>,
+}
+
+impl Default for Case {
+    fn default() -> Self {
+        Self {
+            name: "",
+            config: config(),
+            seed: Vec::new(),
+            frames: Vec::new(),
+            sources: Vec::new(),
+            bans: Vec::new(),
+            counters: Vec::new(),
+        }
+    }
+}
+
+fn src(ip: &'static str, step: u32, open: bool) -> (&'static str, Src) {
+    (ip, Src { step, open })
+}
+
+fn ban(ip: &'static str, reason: u32) -> (&'static str, Ban) {
+    (
+        ip,
+        Ban {
+            reason,
+            active: true,
+        },
+    )
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn run_case(h: &mut Harness, case: &Case) {
+    let name = case.name;
+    h.reset(&case.config);
+    let now = now_ns();
+    for seed in &case.seed {
+        match *seed {
+            Seed::Source {
+                ip,
+                step,
+                knock_s,
+                open_s,
+            } => h.set_source(
+                ip,
+                SourceState {
+                    step,
+                    _pad: 0,
+                    last_knock_ns: at(now, knock_s),
+                    open_until_ns: open_s.map_or(0, |s| at(now, s)),
+                },
+            ),
+            Seed::Ban { ip, for_s, reason } => h.set_ban(
+                ip,
+                BanEntry {
+                    until_ns: at(now, for_s),
+                    reason,
+                    _pad: 0,
+                },
+            ),
+            Seed::Allow { cidr, for_s } => h.allow(cidr, for_s.map_or(0, |s| at(now, s))),
+        }
+    }
+
+    for (i, (frame, want)) in case.frames.iter().enumerate() {
+        let got = h.run(&frame.bytes());
+        assert_eq!(got, *want, "{name}: frame {i} ({frame:?})");
+    }
+
+    let after = now_ns();
+    let sources: BTreeMap<IpAddr, Src> = h
+        .sources()
+        .into_iter()
+        .map(|(k, s)| {
+            (
+                k,
+                Src {
+                    step: s.step,
+                    open: s.open_until_ns > after,
+                },
+            )
+        })
+        .collect();
+    let want: BTreeMap<IpAddr, Src> = case
+        .sources
+        .iter()
+        .map(|(a, s)| {
+            (
+                ip(a),
+                Src {
+                    step: s.step,
+                    open: s.open,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(sources, want, "{name}: source map");
+
+    let bans: BTreeMap<IpAddr, Ban> = h
+        .bans()
+        .into_iter()
+        .map(|(k, b)| {
+            (
+                k,
+                Ban {
+                    reason: b.reason,
+                    active: b.until_ns > after,
+                },
+            )
+        })
+        .collect();
+    let want: BTreeMap<IpAddr, Ban> = case
+        .bans
+        .iter()
+        .map(|(a, b)| {
+            (
+                ip(a),
+                Ban {
+                    reason: b.reason,
+                    active: b.active,
+                },
+            )
+        })
+        .collect();
+    assert_eq!(bans, want, "{name}: ban map");
+
+    let want: BTreeMap<&str, u64> = case.counters.iter().map(|(c, n)| (c.name(), *n)).collect();
+    assert_eq!(h.counters(), want, "{name}: counters");
+}
+
+fn run_cases(test: &str, cases: &[Case]) {
+    if !privileged(test) {
+        return;
+    }
+    let mut h = Harness::new(&config());
+    for case in cases {
+        run_case(&mut h, case);
+    }
+}
+
+#[test]
+fn object_has_every_pinned_map_and_passes_the_verifier() {
+    if !privileged("object_has_every_pinned_map_and_passes_the_verifier") {
+        return;
+    }
+    let ebpf = harness::load(false);
+    // The loader pins exactly these, so a map missing here breaks it and an
+    // extra map would silently lose its state on every reload.
+    let mut in_object: Vec<&str> = ebpf.maps().map(|(name, _)| name).collect();
+    let mut pinned = names::PINNED_MAPS.to_vec();
+    in_object.sort_unstable();
+    pinned.sort_unstable();
+    assert_eq!(in_object, pinned, "maps in the object");
+
+    // Type and size of the maps of the knock engine.
+    for name in [
+        names::MAP_CONFIG,
+        names::MAP_SOURCES,
+        names::MAP_BANS,
+        names::MAP_ALLOW,
+        names::MAP_COUNTERS,
+        names::MAP_IFACES,
+    ] {
+        let (data, max_entries) = match (name, ebpf.map(name).expect("checked above")) {
+            (names::MAP_CONFIG, Map::Array(d)) => (d, 1),
+            (names::MAP_SOURCES, Map::LruHashMap(d)) => (d, names::DEFAULT_MAX_SOURCES),
+            (names::MAP_BANS, Map::LruHashMap(d)) => (d, names::DEFAULT_MAX_BANS),
+            (names::MAP_ALLOW, Map::LpmTrie(d)) => (d, names::MAX_ALLOW),
+            (names::MAP_COUNTERS, Map::PerCpuArray(d)) => (d, COUNTERS),
+            (names::MAP_IFACES, Map::Array(d)) => (d, names::MAX_IFACES as u32),
+            _ => panic!("map {name} has the wrong type"),
+        };
+        let info = data.info().expect("map info");
+        assert_eq!(info.max_entries(), max_entries, "max_entries of {name}");
+    }
+}
+
+/// Contract item 1: a source in the allow list passes.
+#[test]
+fn allow_list_passes() {
+    run_cases(
+        "allow_list_passes",
+        &[
+            Case {
+                name: "IPv4 /24 (a /120 on the v4-mapped key) passes a SYN, a knock and a trap",
+                config: config_with(|c| {
+                    c.traps[0] = TRAP;
+                    c.trap_count = 1;
+                }),
+                seed: vec![Seed::Allow {
+                    cidr: "192.0.2.0/24",
+                    for_s: None,
+                }],
+                frames: vec![
+                    (tcp(A, SSH, SYN), Pass),
+                    (tcp(B, 100, SYN), Pass),
+                    (udp(B, TRAP), Pass),
+                    (tcp(C, SSH, SYN), Drop),
+                ],
+                bans: vec![ban(C, BAN_CLOSED_DOOR)],
+                counters: vec![(Allowed, 3), (DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "IPv4 /32 covers only that address",
+                seed: vec![Seed::Allow {
+                    cidr: "192.0.2.2/32",
+                    for_s: None,
+                }],
+                frames: vec![(tcp(A, SSH, SYN), Pass), (tcp(B, SSH, SYN), Drop)],
+                bans: vec![ban(B, BAN_CLOSED_DOOR)],
+                counters: vec![(Allowed, 1), (DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "IPv6 /64 passes its hosts only",
+                seed: vec![Seed::Allow {
+                    cidr: "2001:db8::/64",
+                    for_s: None,
+                }],
+                frames: vec![(tcp(A6, SSH, SYN), Pass), (tcp(C6, SSH, SYN), Drop)],
+                bans: vec![ban("2001:db8:0:1::", BAN_CLOSED_DOOR)],
+                counters: vec![(Allowed, 1), (DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "0.0.0.0/0 (::ffff:0:0/96) covers every IPv4 source and no IPv6 one",
+                seed: vec![Seed::Allow {
+                    cidr: "0.0.0.0/0",
+                    for_s: None,
+                }],
+                config: config_with(|c| c.flags = 0),
+                frames: vec![
+                    (tcp(A, SSH, SYN), Pass),
+                    (tcp(A6, SSH, SYN), Drop),
+                    (tcp(C, SSH, SYN), Pass),
+                ],
+                counters: vec![(Allowed, 2), (DoorClosed, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "an entry with a future end passes, an expired one does not",
+                seed: vec![
+                    Seed::Allow {
+                        cidr: "192.0.2.2/32",
+                        for_s: Some(60),
+                    },
+                    Seed::Allow {
+                        cidr: "192.0.2.3/32",
+                        for_s: Some(-1),
+                    },
+                ],
+                frames: vec![(tcp(A, SSH, SYN), Pass), (tcp(B, SSH, SYN), Drop)],
+                bans: vec![ban(B, BAN_CLOSED_DOOR)],
+                counters: vec![(Allowed, 1), (DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "the allow list wins over a ban, for any traffic",
+                seed: vec![
+                    Seed::Allow {
+                        cidr: "192.0.2.0/24",
+                        for_s: None,
+                    },
+                    Seed::Ban {
+                        ip: A,
+                        for_s: 60,
+                        reason: BAN_MANUAL,
+                    },
+                ],
+                frames: vec![(tcp(A, SSH, SYN), Pass), (udp(A, DNS), Pass)],
+                bans: vec![ban(A, BAN_MANUAL)],
+                counters: vec![(Allowed, 2)],
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+/// Contract item 2: a source under an unexpired ban is dropped; IPv6 bans
+/// cover the /64.
+#[test]
+fn bans_drop_until_they_expire() {
+    run_cases(
+        "bans_drop_until_they_expire",
+        &[
+            Case {
+                name: "an active ban drops every TCP/UDP packet, knocks included",
+                seed: vec![Seed::Ban {
+                    ip: A,
+                    for_s: 60,
+                    reason: BAN_MANUAL,
+                }],
+                frames: vec![
+                    (udp(A, DNS), Drop),
+                    (tcp(A, HTTP, SYN), Drop),
+                    (tcp(A, SSH, ACK), Drop),
+                    (tcp(A, 100, SYN), Drop),
+                    (tcp(B, HTTP, SYN), Pass),
+                ],
+                bans: vec![ban(A, BAN_MANUAL)],
+                counters: vec![(Banned, 4), (Unrelated, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "an expired ban passes and is left for user space to reap",
+                seed: vec![Seed::Ban {
+                    ip: A,
+                    for_s: -1,
+                    reason: BAN_WRONG_KNOCK,
+                }],
+                frames: vec![(udp(A, DNS), Pass), (tcp(A, 100, SYN), Drop)],
+                sources: vec![src(A, 1, false)],
+                bans: vec![(
+                    A,
+                    Ban {
+                        reason: BAN_WRONG_KNOCK,
+                        active: false,
+                    },
+                )],
+                counters: vec![(Unrelated, 1), (KnockAdvanced, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "an IPv6 ban covers the /64 and nothing else",
+                seed: vec![Seed::Ban {
+                    ip: AB6_NET,
+                    for_s: 60,
+                    reason: BAN_MANUAL,
+                }],
+                frames: vec![
+                    (udp(A6, DNS), Drop),
+                    (udp(B6, DNS), Drop),
+                    (udp(C6, DNS), Pass),
+                ],
+                bans: vec![ban(AB6_NET, BAN_MANUAL)],
+                counters: vec![(Banned, 2), (Unrelated, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a ban the program sets on an IPv6 source is keyed by its /64",
+                frames: vec![
+                    (tcp(A6, SSH, SYN), Drop),
+                    (udp(B6, DNS), Drop),
+                    (udp(C6, DNS), Pass),
+                ],
+                bans: vec![ban(AB6_NET, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorClosed, 1), (BansAdded, 1), (Banned, 1), (Unrelated, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "the IPv6 ban prefix is configurable: /128 bans one address",
+                config: config_with(|c| c.ban_prefix_v6 = 128),
+                frames: vec![(tcp(A6, SSH, SYN), Drop), (udp(B6, DNS), Pass)],
+                bans: vec![ban(A6, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorClosed, 1), (BansAdded, 1), (Unrelated, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "the IPv6 ban prefix is configurable: /48 bans the neighbouring /64",
+                config: config_with(|c| c.ban_prefix_v6 = 48),
+                frames: vec![(tcp(A6, SSH, SYN), Drop), (udp(C6, DNS), Drop)],
+                bans: vec![ban(AB6_NET, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorClosed, 1), (BansAdded, 1), (Banned, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "knock_clears_ban: a banned source may knock; the sequence lifts the ban",
+                config: config_with(|c| c.flags |= FLAG_KNOCK_CLEARS_BAN),
+                seed: vec![Seed::Ban {
+                    ip: A,
+                    for_s: 60,
+                    reason: BAN_CLOSED_DOOR,
+                }],
+                frames: [
+                    vec![(udp(A, DNS), Drop), (tcp(A, SSH, SYN), Drop)],
+                    knocks(A),
+                    vec![(tcp(A, SSH, SYN), Pass), (udp(A, DNS), Pass)],
+                ]
+                .concat(),
+                sources: vec![src(A, 3, true)],
+                counters: vec![
+                    (Banned, 2),
+                    (KnockAdvanced, 2),
+                    (DoorOpened, 1),
+                    (DoorPassed, 1),
+                    (Unrelated, 1),
+                ],
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+/// Contract item 3: a SYN to a protected port passes with the door open,
+/// else is dropped (and banned); other TCP to a protected port passes.
+#[test]
+fn protected_ports_need_an_open_door() {
+    run_cases(
+        "protected_ports_need_an_open_door",
+        &[
+            Case {
+                name: "SYN without a door drops and bans",
+                frames: vec![(tcp(A, SSH, SYN), Drop), (udp(A, DNS), Drop)],
+                bans: vec![ban(A, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorClosed, 1), (BansAdded, 1), (Banned, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "SYN without a door and the closed-door trigger off drops without a ban",
+                config: config_with(|c| c.flags &= !FLAG_BAN_CLOSED_DOOR),
+                frames: vec![(tcp(A, SSH, SYN), Drop), (tcp(A, SSH, SYN), Drop)],
+                counters: vec![(DoorClosed, 2)],
+                ..Case::default()
+            },
+            Case {
+                name: "SYN through an open door passes and writes nothing",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 3,
+                    knock_s: -1,
+                    open_s: Some(5),
+                }],
+                frames: vec![(tcp(A, SSH, SYN), Pass), (tcp(B, SSH, SYN), Drop)],
+                sources: vec![src(A, 3, true)],
+                bans: vec![ban(B, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorPassed, 1), (DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "SYN after the open window drops",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 3,
+                    knock_s: -11,
+                    open_s: Some(-1),
+                }],
+                frames: vec![(tcp(A, SSH, SYN), Drop)],
+                sources: vec![src(A, 3, false)],
+                bans: vec![ban(A, BAN_CLOSED_DOOR)],
+                counters: vec![(DoorClosed, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "non-SYN TCP to a protected port passes without a door",
+                frames: vec![
+                    (tcp(A, SSH, ACK), Pass),
+                    (tcp(A, SSH, SYN | ACK), Pass),
+                    (tcp(A, SSH, PSH | ACK), Pass),
+                    (tcp(A, SSH, FIN | ACK), Pass),
+                    (tcp(A, SSH, RST), Pass),
+                ],
+                counters: vec![(ProtectedOther, 5)],
+                ..Case::default()
+            },
+            Case {
+                name: "every protected port is guarded; UDP to one is unrelated",
+                config: config_with(|c| {
+                    c.protect[1] = 2222;
+                    c.protect_count = 2;
+                    c.flags = 0;
+                }),
+                frames: vec![
+                    (tcp(A, 2222, SYN), Drop),
+                    (tcp(A, SSH, SYN), Drop),
+                    (udp(A, SSH), Pass),
+                ],
+                counters: vec![(DoorClosed, 2), (Unrelated, 1)],
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+/// Contract item 4: knocks advance on the expected step within its timeout
+/// and open on the last; repeats are ignored, anything else resets; knocks
+/// are dropped.
+#[test]
+fn knock_sequences() {
+    run_cases(
+        "knock_sequences",
+        &[
+            Case {
+                name: "the full sequence opens the door for that source only",
+                frames: [
+                    knocks(A),
+                    vec![
+                        (tcp(A, SSH, SYN), Pass),
+                        (tcp(A, SSH, ACK), Pass),
+                        (tcp(B, SSH, SYN), Drop),
+                    ],
+                ]
+                .concat(),
+                sources: vec![src(A, 3, true)],
+                bans: vec![ban(B, BAN_CLOSED_DOOR)],
+                counters: vec![
+                    (KnockAdvanced, 2),
+                    (DoorOpened, 1),
+                    (DoorPassed, 1),
+                    (ProtectedOther, 1),
+                    (DoorClosed, 1),
+                    (BansAdded, 1),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "IPv6 knocks open the door for that address",
+                frames: [
+                    knocks(A6),
+                    vec![(tcp(A6, SSH, SYN), Pass), (tcp(C6, SSH, SYN), Drop)],
+                ]
+                .concat(),
+                sources: vec![src(A6, 3, true)],
+                bans: vec![ban("2001:db8:0:1::", BAN_CLOSED_DOOR)],
+                counters: vec![
+                    (KnockAdvanced, 2),
+                    (DoorOpened, 1),
+                    (DoorPassed, 1),
+                    (DoorClosed, 1),
+                    (BansAdded, 1),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "each step advances the source's progress",
+                frames: vec![(tcp(A, 100, SYN), Drop), (udp(A, 300), Drop)],
+                sources: vec![src(A, 2, false)],
+                counters: vec![(KnockAdvanced, 2)],
+                ..Case::default()
+            },
+            Case {
+                name: "a retransmitted knock is ignored, also after the door opened",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (tcp(A, 100, SYN), Drop),
+                    (udp(A, 300), Drop),
+                    (udp(A, 300), Drop),
+                    (tcp(A, 200, SYN), Drop),
+                    (tcp(A, 200, SYN), Drop),
+                ],
+                sources: vec![src(A, 3, true)],
+                counters: vec![(KnockAdvanced, 2), (KnockRepeated, 3), (DoorOpened, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a skipped step is a wrong knock: reset and ban",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (tcp(A, 200, SYN), Drop),
+                    (udp(A, 300), Drop),
+                ],
+                sources: vec![src(A, 0, false)],
+                bans: vec![ban(A, BAN_WRONG_KNOCK)],
+                counters: vec![
+                    (KnockAdvanced, 1),
+                    (WrongKnock, 1),
+                    (BansAdded, 1),
+                    (Banned, 1),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a wrong first knock bans and writes no source state",
+                frames: vec![(udp(A, 300), Drop)],
+                bans: vec![ban(A, BAN_WRONG_KNOCK)],
+                counters: vec![(WrongKnock, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "with the wrong-knock trigger off a wrong knock only resets",
+                config: config_with(|c| c.flags &= !FLAG_BAN_WRONG_KNOCK),
+                frames: [
+                    vec![(tcp(A, 100, SYN), Drop), (tcp(A, 200, SYN), Drop)],
+                    knocks(A),
+                ]
+                .concat(),
+                sources: vec![src(A, 3, true)],
+                counters: vec![(KnockAdvanced, 3), (WrongKnock, 1), (DoorOpened, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a wrong knock does not close an open door",
+                config: config_with(|c| c.flags &= !FLAG_BAN_WRONG_KNOCK),
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 3,
+                    knock_s: -1,
+                    open_s: Some(5),
+                }],
+                frames: vec![(udp(A, 300), Drop), (tcp(A, SSH, SYN), Pass)],
+                sources: vec![src(A, 0, true)],
+                counters: vec![(WrongKnock, 1), (DoorPassed, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "the first step restarts the sequence at any point",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (udp(A, 300), Drop),
+                    (tcp(A, 100, SYN), Drop),
+                ],
+                sources: vec![src(A, 1, false)],
+                counters: vec![(KnockAdvanced, 3)],
+                ..Case::default()
+            },
+            Case {
+                name: "expired progress counts as none: the next step is a wrong knock",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 2,
+                    knock_s: -11,
+                    open_s: None,
+                }],
+                frames: vec![(tcp(A, 200, SYN), Drop)],
+                sources: vec![src(A, 0, false)],
+                bans: vec![ban(A, BAN_WRONG_KNOCK)],
+                counters: vec![(WrongKnock, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "expired progress counts as none: the first step starts afresh",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 2,
+                    knock_s: -11,
+                    open_s: None,
+                }],
+                frames: vec![(tcp(A, 100, SYN), Drop)],
+                sources: vec![src(A, 1, false)],
+                counters: vec![(KnockAdvanced, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a step's own timeout applies: udp:300/20s still counts after 15 s",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 1,
+                    knock_s: -15,
+                    open_s: None,
+                }],
+                frames: vec![(udp(A, 300), Drop)],
+                sources: vec![src(A, 2, false)],
+                counters: vec![(KnockAdvanced, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a step's own timeout applies: udp:300/20s is late after 21 s",
+                seed: vec![Seed::Source {
+                    ip: A,
+                    step: 1,
+                    knock_s: -21,
+                    open_s: None,
+                }],
+                frames: vec![(udp(A, 300), Drop)],
+                sources: vec![src(A, 0, false)],
+                bans: vec![ban(A, BAN_WRONG_KNOCK)],
+                counters: vec![(WrongKnock, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "only a bare SYN knocks on a tcp step; other TCP there is dropped as noise",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (tcp(A, 300, SYN), Pass),
+                    (tcp(A, 200, ACK), Drop),
+                    (tcp(A, 200, SYN | ACK), Drop),
+                    (tcp(A, 100, RST), Drop),
+                    (udp(A, 300), Drop),
+                ],
+                sources: vec![src(A, 2, false)],
+                counters: vec![(KnockAdvanced, 2), (Unrelated, 1), (KnockNoise, 3)],
+                ..Case::default()
+            },
+            Case {
+                name: "a udp step takes any datagram; UDP to a tcp step's port is unrelated",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (udp(A, 100), Pass),
+                    (udp(A, 200), Pass),
+                    (udp(A, 300), Drop),
+                ],
+                sources: vec![src(A, 2, false)],
+                counters: vec![(KnockAdvanced, 2), (Unrelated, 2)],
+                ..Case::default()
+            },
+            Case {
+                name: "unrelated traffic between knocks changes nothing",
+                frames: vec![
+                    (tcp(A, 100, SYN), Drop),
+                    (tcp(A, HTTP, SYN), Pass),
+                    (udp(A, DNS), Pass),
+                    (icmp(A), Pass),
+                    (udp(A, 300), Drop),
+                    (tcp(A, 200, SYN), Drop),
+                ],
+                sources: vec![src(A, 3, true)],
+                counters: vec![
+                    (KnockAdvanced, 2),
+                    (DoorOpened, 1),
+                    (Unrelated, 2),
+                    (NotClassified, 1),
+                ],
+                ..Case::default()
+            },
+            Case {
+                name: "a one-step udp sequence opens on one datagram",
+                config: config_with(|c| {
+                    c.steps = [Step::default(); names::MAX_STEPS];
+                    c.steps[0] = step(PROTO_UDP, 5000, 10);
+                    c.step_count = 1;
+                }),
+                frames: vec![
+                    (udp(A, 5000), Drop),
+                    (udp(A, 5000), Drop),
+                    (tcp(A, SSH, SYN), Pass),
+                ],
+                sources: vec![src(A, 1, true)],
+                counters: vec![(DoorOpened, 1), (KnockRepeated, 1), (DoorPassed, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "an eight-step sequence opens on its last step",
+                config: config_with(|c| {
+                    for i in 0..names::MAX_STEPS {
+                        let proto = if i % 2 == 0 { PROTO_TCP } else { PROTO_UDP };
+                        c.steps[i] = step(proto, 1000 + 7 * i as u16, 10);
+                    }
+                    c.step_count = names::MAX_STEPS as u32;
+                }),
+                frames: (0..names::MAX_STEPS)
+                    .map(|i| {
+                        let port = 1000 + 7 * i as u16;
+                        let f = if i % 2 == 0 {
+                            tcp(A, port, SYN)
+                        } else {
+                            udp(A, port)
+                        };
+                        (f, Drop)
+                    })
+                    .chain([(tcp(A, SSH, SYN), Pass)])
+                    .collect(),
+                sources: vec![src(A, 8, true)],
+                counters: vec![(KnockAdvanced, 7), (DoorOpened, 1), (DoorPassed, 1)],
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+/// Contract item 5: a packet to a trap port bans and is dropped.
+#[test]
+fn trap_ports_ban() {
+    let traps = |c: &mut Config| {
+        c.traps[0] = TRAP;
+        c.traps[1] = 31337;
+        c.trap_count = 2;
+    };
+    run_cases(
+        "trap_ports_ban",
+        &[
+            Case {
+                name: "any TCP to a trap port bans, then everything is dropped",
+                config: config_with(traps),
+                frames: vec![(tcp(A, TRAP, ACK), Drop), (udp(A, DNS), Drop)],
+                bans: vec![ban(A, BAN_TRAP)],
+                counters: vec![(Trapped, 1), (BansAdded, 1), (Banned, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "UDP to a trap port bans, IPv6 by its /64",
+                config: config_with(traps),
+                frames: vec![(udp(A6, 31337), Drop), (tcp(B6, HTTP, SYN), Drop)],
+                bans: vec![ban(AB6_NET, BAN_TRAP)],
+                counters: vec![(Trapped, 1), (BansAdded, 1), (Banned, 1)],
+                ..Case::default()
+            },
+            Case {
+                name: "a trap port also bans with both knock triggers off",
+                config: config_with(|c| {
+                    traps(c);
+                    c.flags = 0;
+                }),
+                frames: vec![(tcp(A, TRAP, SYN), Drop)],
+                bans: vec![ban(A, BAN_TRAP)],
+                counters: vec![(Trapped, 1), (BansAdded, 1)],
+                ..Case::default()
+            },
+        ],
+    );
+}
+
+/// Contract item 6: everything else passes untouched: non-IP, non-TCP/UDP,
+/// non-first fragments and frames too short to classify.
+#[test]
+fn unclassified_frames_pass_without_state() {
+    // Frames that would be a closed-door SYN (drop and ban) if classified.
+    let syn = || tcp(A, SSH, SYN);
+    let syn6 = || tcp(A6, SSH, SYN);
+    let not_classified = |name, frame: Frame| Case {
+        name,
+        frames: vec![(frame, Pass)],
+        counters: vec![(NotClassified, 1)],
+        ..Case::default()
+    };
+    let mut cases = vec![
+        not_classified("ARP", non_ip(ETHERTYPE_ARP)),
+        not_classified("ARP in a VLAN", non_ip(ETHERTYPE_ARP).vlan(TPID_8021Q)),
+        not_classified("ICMP", icmp(A)),
+        not_classified("ICMPv6", icmp(A6)),
+        not_classified("IPv4 non-first fragment", syn().fragment(1, true)),
+        not_classified("IPv4 last fragment", syn().fragment(185, false)),
+        not_classified("IPv6 non-first fragment", syn6().fragment(1, true)),
+        not_classified(
+            "IPv6 last fragment behind a hop-by-hop header",
+            syn6().ext(Ext::HopByHop { len: 0 }).fragment(2, false),
+        ),
+        not_classified("Ethernet header only", syn().cut_network(0)),
+        not_classified("IPv4 header cut short", syn().cut_network(19)),
+        not_classified("IPv4 options cut short", syn().ihl(8).cut_network(28)),
+        not_classified("IPv4 IHL below 5", syn().ihl(4)),
+        not_classified("IPv4 EtherType with version 6", syn().version(6)),
+        not_classified("IPv6 EtherType with version 4", syn6().version(4)),
+        not_classified("TCP cut one byte before the flags", syn().cut_transport(13)),
+        not_classified("UDP header cut short", udp(A, 300).cut_transport(7)),
+        not_classified("IPv6 header cut short", syn6().cut_network(39)),
+        not_classified(
+            "IPv6 extension header cut short",
+            syn6().ext(Ext::DestOpts { len: 1 }).cut_network(40 + 12),
+        ),
+        not_classified(
+            "IPv6 TCP cut one byte before the flags",
+            syn6().cut_transport(13),
+        ),
+        not_classified(
+            "three VLAN tags",
+            syn().vlan(TPID_8021AD).vlan(TPID_8021Q).vlan(TPID_8021Q),
+        ),
+        not_classified(
+            "seven IPv6 extension headers",
+            (0..7).fold(syn6(), |f, _| f.ext(Ext::DestOpts { len: 0 })),
+        ),
+    ];
+    cases.push(Case {
+        name: "a banned source's ICMP and non-first fragments pass",
+        seed: vec![Seed::Ban {
+            ip: A,
+            for_s: 60,
+            reason: BAN_MANUAL,
+        }],
+        frames: vec![(icmp(A), Pass), (syn().fragment(1, false), Pass)],
+        bans: vec![ban(A, BAN_MANUAL)],
+        counters: vec![(NotClassified, 2)],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "unclassified frames leave knock progress alone",
+        frames: vec![
+            (tcp(A, 100, SYN), Drop),
+            (udp(A, 200).fragment(1, false), Pass),
+            (tcp(A, 200, SYN).cut_transport(10), Pass),
+            (udp(A, 300), Drop),
+        ],
+        sources: vec![src(A, 2, false)],
+        counters: vec![(KnockAdvanced, 2), (NotClassified, 2)],
+        ..Case::default()
+    });
+    run_cases("unclassified_frames_pass_without_state", &cases);
+}
+
+/// The parser reaches TCP/UDP through VLAN tags, IPv4 options and IPv6
+/// extension headers: each frame here is a first knock, so a classified
+/// frame leaves its source at step 1.
+#[test]
+fn parser_reaches_the_transport_header() {
+    let first_knock = |name, frame: Frame, src_ip: &'static str| Case {
+        name,
+        frames: vec![(frame, Drop)],
+        sources: vec![src(src_ip, 1, false)],
+        counters: vec![(KnockAdvanced, 1)],
+        ..Case::default()
+    };
+    let k = || tcp(A, 100, SYN);
+    let k6 = || tcp(A6, 100, SYN);
+    let cases = [
+        first_knock("no VLAN tag", k(), A),
+        first_knock("one 802.1Q tag", k().vlan(TPID_8021Q), A),
+        first_knock("one 802.1ad tag", k().vlan(TPID_8021AD), A),
+        first_knock(
+            "802.1ad then 802.1Q",
+            k().vlan(TPID_8021AD).vlan(TPID_8021Q),
+            A,
+        ),
+        first_knock("two 802.1Q tags", k().vlan(TPID_8021Q).vlan(TPID_8021Q), A),
+        first_knock(
+            "IPv6 in two VLAN tags",
+            k6().vlan(TPID_8021AD).vlan(TPID_8021Q),
+            A6,
+        ),
+        first_knock("IPv4 IHL 6", k().ihl(6), A),
+        first_knock("IPv4 IHL 15 (40 bytes of options)", k().ihl(15), A),
+        first_knock(
+            "IPv4 options and two VLAN tags",
+            k().ihl(9).vlan(TPID_8021AD).vlan(TPID_8021Q),
+            A,
+        ),
+        first_knock("IPv4 first fragment", k().fragment(0, true), A),
+        first_knock(
+            "TCP header through the flags byte only",
+            k().cut_transport(14),
+            A,
+        ),
+        first_knock("IPv6 hop-by-hop", k6().ext(Ext::HopByHop { len: 0 }), A6),
+        first_knock("IPv6 routing", k6().ext(Ext::Routing { len: 2 }), A6),
+        first_knock(
+            "IPv6 destination options",
+            k6().ext(Ext::DestOpts { len: 3 }),
+            A6,
+        ),
+        first_knock("IPv6 first fragment", k6().fragment(0, true), A6),
+        first_knock(
+            "six IPv6 extension headers",
+            k6().ext(Ext::HopByHop { len: 1 })
+                .ext(Ext::DestOpts { len: 0 })
+                .ext(Ext::Routing { len: 2 })
+                .fragment(0, true)
+                .ext(Ext::DestOpts { len: 0 })
+                .ext(Ext::DestOpts { len: 1 }),
+            A6,
+        ),
+        first_knock(
+            "IPv6 extension headers in a VLAN",
+            k6().vlan(TPID_8021Q)
+                .ext(Ext::HopByHop { len: 0 })
+                .ext(Ext::DestOpts { len: 0 }),
+            A6,
+        ),
+    ];
+    let mut cases = Vec::from(cases);
+    cases.push(Case {
+        name: "UDP header without payload; UDP knock through IPv4 options",
+        frames: vec![
+            (tcp(A, 100, SYN), Drop),
+            (udp(A, 300).ihl(7).cut_transport(8), Drop),
+        ],
+        sources: vec![src(A, 2, false)],
+        counters: vec![(KnockAdvanced, 2)],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "UDP knock behind IPv6 extension headers",
+        frames: vec![
+            (tcp(A6, 100, SYN), Drop),
+            (
+                udp(A6, 300).ext(Ext::HopByHop { len: 0 }).fragment(0, true),
+                Drop,
+            ),
+        ],
+        sources: vec![src(A6, 2, false)],
+        counters: vec![(KnockAdvanced, 2)],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "TCP flags are read through extension headers and VLAN tags",
+        frames: vec![
+            (
+                tcp(A6, SSH, ACK)
+                    .vlan(TPID_8021Q)
+                    .ext(Ext::DestOpts { len: 0 }),
+                Pass,
+            ),
+            (
+                tcp(A6, SSH, SYN)
+                    .vlan(TPID_8021Q)
+                    .ext(Ext::DestOpts { len: 0 }),
+                Drop,
+            ),
+        ],
+        bans: vec![ban(AB6_NET, BAN_CLOSED_DOOR)],
+        counters: vec![(ProtectedOther, 1), (DoorClosed, 1), (BansAdded, 1)],
+        ..Case::default()
+    });
+    run_cases("parser_reaches_the_transport_header", &cases);
+}
+
+/// The program's clock is CLOCK_BOOTTIME and the durations of the config
+/// land in the maps as given: user space computes remaining time from them.
+#[test]
+fn timestamps_are_boot_time() {
+    if !privileged("timestamps_are_boot_time") {
+        return;
+    }
+    let h = Harness::new(&config());
+    let cfg = h.config();
+    let before = now_ns();
+    for (frame, want) in knocks(A) {
+        assert_eq!(h.run(&frame.bytes()), want);
+    }
+    let after = now_ns();
+    let s = h.sources()[&ip(A)];
+    assert!(
+        (before..=after).contains(&s.last_knock_ns),
+        "last knock {} not within [{before}, {after}]",
+        s.last_knock_ns
+    );
+    assert_eq!(s.open_until_ns, s.last_knock_ns + cfg.open_window_ns);
+
+    // A repeat is ignored entirely: the time of the last knock stays.
+    assert_eq!(h.run(&tcp(A, 200, SYN).bytes()), Drop);
+    assert_eq!(h.sources()[&ip(A)], s);
+
+    let before = now_ns();
+    assert_eq!(h.run(&tcp(B, SSH, SYN).bytes()), Drop);
+    let after = now_ns();
+    let b = h.bans()[&ip(B)];
+    assert!(
+        (before + cfg.ban_time_ns..=after + cfg.ban_time_ns).contains(&b.until_ns),
+        "ban until {} not one ban time after [{before}, {after}]",
+        b.until_ns
+    );
+}

@@ -1,0 +1,232 @@
+//! One loaded copy of the real XDP program with its own (unpinned) maps,
+//! driven with BPF_PROG_TEST_RUN.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use aya::maps::lpm_trie::Key;
+use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
+use iplock_common::addr::{self, AddrKey};
+use iplock_common::config::Config;
+use iplock_common::counters::Counter;
+use iplock_common::decide::Verdict;
+use iplock_common::names;
+use iplock_common::state::{AllowEntry, BanEntry, SourceState};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// Whether the caller may load BPF programs. Without root this prints a
+/// skip notice, or panics when `IPLOCK_REQUIRE_PRIVILEGED=1` forbids skipping.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let reason = format!("{test} needs root to load an XDP program");
+    if std::env::var("IPLOCK_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{reason}, and IPLOCK_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("SKIP: {reason}");
+    false
+}
+
+/// CLOCK_BOOTTIME in nanoseconds, the clock of bpf_ktime_get_boot_ns.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `now` moved by a signed number of seconds.
+pub fn at(now: u64, secs: i64) -> u64 {
+    now.checked_add_signed(secs * 1_000_000_000)
+        .expect("time offset in range")
+}
+
+pub fn key(ip: &str) -> AddrKey {
+    addr::from_ip(ip.parse().expect("test address"))
+}
+
+pub struct Harness {
+    ebpf: Ebpf,
+    config: Array<MapData, Config>,
+    sources: HashMap<MapData, AddrKey, SourceState>,
+    bans: HashMap<MapData, AddrKey, BanEntry>,
+    allow: LpmTrie<MapData, AddrKey, AllowEntry>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+fn take<T: TryFrom<aya::maps::Map>>(ebpf: &mut Ebpf, name: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    let map = ebpf
+        .take_map(name)
+        .unwrap_or_else(|| panic!("object has no map {name}"));
+    T::try_from(map).unwrap_or_else(|e| panic!("map {name} has the wrong type: {e:?}"))
+}
+
+/// Loads the object and the program (through the verifier); no attach.
+/// `small` shrinks the two LRU maps: preallocating their default sizes
+/// costs most of a load, and no case stores more than a few entries.
+pub fn load(small: bool) -> Ebpf {
+    let mut loader = EbpfLoader::new();
+    if small {
+        loader
+            .map_max_entries(names::MAP_SOURCES, 1024)
+            .map_max_entries(names::MAP_BANS, 1024);
+    }
+    let mut ebpf = loader
+        .load(iplock::object::OBJECT)
+        .expect("load the eBPF object");
+    let prog: &mut Xdp = ebpf
+        .program_mut(names::PROGRAM)
+        .expect("object has the iplock program")
+        .try_into()
+        .expect("iplock is an XDP program");
+    prog.load().expect("the verifier accepts the program");
+    ebpf
+}
+
+impl Harness {
+    pub fn new(cfg: &Config) -> Self {
+        let mut ebpf = load(true);
+        let mut h = Self {
+            config: take(&mut ebpf, names::MAP_CONFIG),
+            sources: take(&mut ebpf, names::MAP_SOURCES),
+            bans: take(&mut ebpf, names::MAP_BANS),
+            allow: take(&mut ebpf, names::MAP_ALLOW),
+            counters: take(&mut ebpf, names::MAP_COUNTERS),
+            ebpf,
+        };
+        h.config.set(0, cfg, 0).expect("write the config");
+        h
+    }
+
+    /// Empties every map and writes `cfg`: the state of a fresh load, at a
+    /// fraction of the cost of running the verifier again.
+    pub fn reset(&mut self, cfg: &Config) {
+        self.config.set(0, cfg, 0).expect("write the config");
+        let keys: Vec<AddrKey> = self.sources.keys().map(|k| k.expect("key")).collect();
+        for k in keys {
+            self.sources.remove(&k).expect("remove a source");
+        }
+        let keys: Vec<AddrKey> = self.bans.keys().map(|k| k.expect("key")).collect();
+        for k in keys {
+            self.bans.remove(&k).expect("remove a ban");
+        }
+        let keys: Vec<Key<AddrKey>> = self.allow.keys().map(|k| k.expect("key")).collect();
+        for k in keys {
+            self.allow.remove(&k).expect("remove an allow entry");
+        }
+        let cpus = aya::util::nr_cpus().expect("number of CPUs");
+        for c in Counter::ALL {
+            let zeros = PerCpuValues::try_from(vec![0u64; cpus]).expect("per-CPU zeros");
+            self.counters
+                .set(c as u32, zeros, 0)
+                .expect("zero a counter");
+        }
+        assert!(
+            self.sources.keys().next().is_none()
+                && self.bans.keys().next().is_none()
+                && self.allow.keys().next().is_none()
+                && self.counters().is_empty(),
+            "maps not empty after a reset"
+        );
+    }
+
+    pub fn config(&self) -> Config {
+        self.config.get(&0, 0).expect("read the config")
+    }
+
+    /// Runs the program once on `frame`.
+    pub fn run(&self, frame: &[u8]) -> Verdict {
+        let prog: &Xdp = self
+            .ebpf
+            .program(names::PROGRAM)
+            .expect("program")
+            .try_into()
+            .expect("XDP program");
+        let res = prog
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..Default::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        match res.return_value {
+            XDP_PASS => Verdict::Pass,
+            XDP_DROP => Verdict::Drop,
+            other => panic!("unexpected XDP action {other}"),
+        }
+    }
+
+    pub fn set_source(&mut self, ip: &str, state: SourceState) {
+        self.sources
+            .insert(key(ip), state, 0)
+            .expect("write a source");
+    }
+
+    /// `ip` is the ban key's address: for IPv6 the masked prefix.
+    pub fn set_ban(&mut self, ip: &str, ban: BanEntry) {
+        self.bans.insert(key(ip), ban, 0).expect("write a ban");
+    }
+
+    /// Adds a CIDR the way the loader stores it: IPv4 /n as /(96+n) on the
+    /// v4-mapped key.
+    pub fn allow(&mut self, cidr: &str, until_ns: u64) {
+        let (ip, len) = cidr.split_once('/').expect("CIDR");
+        let ip: IpAddr = ip.parse().expect("CIDR address");
+        let len: u32 = len.parse().expect("CIDR length");
+        let prefix_len = match ip {
+            IpAddr::V4(_) => addr::V4_MAPPED_PREFIX_BITS + len,
+            IpAddr::V6(_) => len,
+        };
+        self.allow
+            .insert(
+                &Key::new(prefix_len, addr::from_ip(ip)),
+                AllowEntry::at_runtime(until_ns),
+                0,
+            )
+            .expect("write an allow entry");
+    }
+
+    pub fn sources(&self) -> BTreeMap<IpAddr, SourceState> {
+        self.sources
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.expect("iterate sources");
+                (addr::to_ip(&k), v)
+            })
+            .collect()
+    }
+
+    pub fn bans(&self) -> BTreeMap<IpAddr, BanEntry> {
+        self.bans
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.expect("iterate bans");
+                (addr::to_ip(&k), v)
+            })
+            .collect()
+    }
+
+    /// Every non-zero counter, summed over CPUs.
+    pub fn counters(&self) -> BTreeMap<&'static str, u64> {
+        Counter::ALL
+            .iter()
+            .map(|c| {
+                let per_cpu = self.counters.get(&(*c as u32), 0).expect("read a counter");
+                (c.name(), per_cpu.iter().sum::<u64>())
+            })
+            .filter(|(_, n)| *n != 0)
+            .collect()
+    }
+}
