@@ -9,12 +9,14 @@ use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray};
+use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
-use iplock_common::decide::{self, BanUpdate, Lookup, Verdict};
+use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
+use iplock_common::events::{EVENTS_BYTES, Event};
+use iplock_common::packet::Packet;
 use iplock_common::names::{DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES};
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -40,6 +42,9 @@ static IPLOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER
 // with the rest, recording the interfaces the filter is attached to.
 #[map]
 static IPLOCK_IFACES: Array<IfaceEntry> = Array::with_max_entries(MAX_IFACES as u32, 0);
+
+#[map]
+static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 #[xdp]
 pub fn iplock(ctx: XdpContext) -> u32 {
@@ -85,6 +90,7 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, parse::NotClassified> {
         }
     }
     count(d.counter);
+    report(ctx, &src, &pkt, &d);
     Ok(match d.verdict {
         Verdict::Pass => XDP_PASS,
         Verdict::Drop => XDP_DROP,
@@ -115,6 +121,29 @@ impl Lookup for Maps<'_> {
     fn source(&mut self) -> Option<SourceState> {
         // SAFETY: as for `ban`.
         unsafe { IPLOCK_SOURCES.get(self.src) }.copied()
+    }
+}
+
+/// Tells `iplock run` about doors opened, wrong knocks and bans. A full
+/// ring buffer loses the event, never the packet's verdict.
+#[inline(always)]
+fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
+    let Some(kind) = d.event_kind() else {
+        return;
+    };
+    if let Some(mut slot) = IPLOCK_EVENTS.reserve::<Event>(0) {
+        // SAFETY: the kernel hands XDP programs a valid xdp_md.
+        let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+        slot.write(Event {
+            addr: *src,
+            ifindex,
+            kind,
+            ban_reason: d.ban_reason(),
+            dport: pkt.dport,
+            proto: pkt.proto,
+            _pad: 0,
+        });
+        slot.submit(0);
     }
 }
 
