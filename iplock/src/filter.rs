@@ -98,8 +98,13 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     let prog = program(&mut ebpf)?;
     let mut r = Reloaded::default();
 
+    // An interface deleted and created again has a new index and a dead
+    // link: it is attached afresh below, like a new one.
     for name in &settings.interfaces {
-        if let Some(e) = current.iter().find(|e| iface::from_fixed(&e.name) == *name) {
+        let live = |e: &&IfaceEntry| {
+            iface::from_fixed(&e.name) == *name && iface::index(name) == Some(e.ifindex)
+        };
+        if let Some(e) = current.iter().find(live) {
             let pinned = PinnedLink::from_pin(dir.link(name)).map_err(|e| {
                 Error::Input(format!(
                     "the XDP link of {name} is missing from {}: {e}",
@@ -120,6 +125,7 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     }
     for name in &settings.interfaces {
         if !r.kept.iter().any(|a| a.iface == *name) {
+            remove_stale_link(dir, name)?;
             match attach(prog, name, settings.mode, dir) {
                 Ok(a) => r.added.push(a),
                 Err(e) => {
@@ -234,6 +240,31 @@ fn reset_progress(maps: &mut Maps) -> Result<usize> {
             .context(|| "resetting knock progress".into())?;
     }
     Ok(reset.len())
+}
+
+fn remove_stale_link(dir: &PinDir, name: &str) -> Result<()> {
+    match std::fs::remove_file(dir.link(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).context(|| format!("removing the dead link of {name}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Interfaces of the filter in `dir` that are gone, and those that are
+/// gone no more (created again under the same name, not yet reattached).
+pub fn interface_changes(dir: &PinDir) -> Result<(Vec<String>, Vec<String>)> {
+    let maps = Maps::open(dir)?;
+    let (mut gone, mut back) = (Vec::new(), Vec::new());
+    for e in interfaces(&maps)? {
+        let name = iface::from_fixed(&e.name);
+        match iface::index(&name) {
+            None => gone.push(name),
+            Some(i) if i != e.ifindex => back.push(name),
+            Some(_) => {}
+        }
+    }
+    Ok((gone, back))
 }
 
 fn interfaces(maps: &Maps) -> Result<Vec<IfaceEntry>> {

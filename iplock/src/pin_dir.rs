@@ -9,6 +9,9 @@ use iplock_common::names::{LINK_PIN_PREFIX, MAP_CONFIG};
 
 use crate::error::{Context as _, Result, input};
 
+/// Where the per-filter lock files live (tmpfs: locks end with the boot, as pins do).
+const LOCK_DIR: &str = "/run/iplock";
+
 #[derive(Clone, Debug)]
 pub struct PinDir(PathBuf);
 
@@ -53,28 +56,32 @@ impl PinDir {
         Ok(())
     }
 
-    /// Takes the lock that serialises every command changing a filter
-    /// (load, reload, unload, run): an advisory lock on the pin directory's
-    /// parent, which exists before the filter does. A second command while
-    /// one holds it is refused rather than left to interleave.
+    /// Takes the lock that serialises the commands changing this filter
+    /// (load, reload, unload, run). It is an advisory lock on a file under
+    /// /run/iplock named after the pin directory, which must exist before
+    /// the filter does; a second command while one holds it is refused
+    /// rather than left to interleave.
     pub fn lock(&self) -> Result<DirLock> {
-        let parent = self.0.parent().unwrap_or(Path::new("/"));
-        let dir =
-            std::fs::File::open(parent).context(|| format!("opening {}", parent.display()))?;
+        let dir = Path::new(LOCK_DIR);
+        std::fs::create_dir_all(dir).context(|| format!("creating {LOCK_DIR}"))?;
+        let name = self.0.to_string_lossy().replace('/', "_");
+        let path = dir.join(format!("{name}.lock"));
+        let file =
+            std::fs::File::create(&path).context(|| format!("opening {}", path.display()))?;
         // SAFETY: flock on a descriptor this function owns.
-        if unsafe {
+        let rc = unsafe {
             libc::flock(
-                std::os::fd::AsRawFd::as_raw_fd(&dir),
+                std::os::fd::AsRawFd::as_raw_fd(&file),
                 libc::LOCK_EX | libc::LOCK_NB,
             )
-        } != 0
-        {
+        };
+        if rc != 0 {
             return input(format!(
-                "another iplock command is changing a filter under {} right now; try again when it is done",
-                parent.display()
+                "another iplock command is changing the filter at {} right now; try again when it is done",
+                self.0.display()
             ));
         }
-        Ok(DirLock(dir))
+        Ok(DirLock(file))
     }
 
     /// Creates the directory for a new filter.

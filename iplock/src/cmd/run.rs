@@ -15,6 +15,7 @@ use crate::events::{self, Events};
 use crate::filter;
 use crate::maps::Maps;
 use crate::metrics;
+use crate::pin_dir::PinDir;
 use crate::settings::{Settings, SettingsArgs};
 use crate::sweep::sweep;
 
@@ -79,7 +80,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             log::info!("adopted the filter pinned at {}", dir.path().display());
         }
     }
-    let result = serve(args, &dir, metrics_addr, sweep_every, &term, &hup);
+    let result = serve(args, settings, &dir, metrics_addr, sweep_every, &term, &hup);
     if args.keep {
         log::info!("leaving the filter running at {}", dir.path().display());
     } else {
@@ -92,7 +93,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
 fn serve(
     args: &RunArgs,
-    dir: &crate::pin_dir::PinDir,
+    mut settings: Settings,
+    dir: &PinDir,
     metrics_addr: Option<std::net::SocketAddr>,
     sweep_every: Duration,
     term: &Arc<AtomicBool>,
@@ -107,6 +109,7 @@ fn serve(
         None => None,
     };
     let mut events = Events::open(dir)?;
+    let mut missing = Vec::new();
     let mut last_sweep = Instant::now();
     log::info!("running; SIGHUP reloads the settings, SIGTERM stops");
     while !term.load(Ordering::Relaxed) {
@@ -114,8 +117,11 @@ fn serve(
             log::info!("{}", events::describe(&e));
         }
         if hup.swap(false, Ordering::Relaxed) {
-            match Settings::from_args(&args.settings).and_then(|s| filter::reload(&s, dir)) {
-                Ok(r) => {
+            let reloaded = Settings::from_args(&args.settings)
+                .and_then(|s| filter::reload(&s, dir).map(|r| (s, r)));
+            match reloaded {
+                Ok((s, r)) => {
+                    settings = s;
                     log::info!(
                         "reloaded: {} interface(s) kept, {} added, {} removed, knock progress reset for {} source(s)",
                         r.kept.len(),
@@ -129,6 +135,7 @@ fn serve(
         }
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
+            watch_interfaces(&settings, dir, &mut missing);
             let swept = Maps::open(dir).and_then(|mut m| sweep(&mut m, boot_ns()));
             match swept {
                 Ok(s) if s != Default::default() => log::debug!("swept {s:?}"),
@@ -141,4 +148,26 @@ fn serve(
         let _ = h.join();
     }
     Ok(())
+}
+
+/// Says when an interface disappears, and attaches again when an
+/// interface of the same name comes back (a deleted and re-created veth, a
+/// driver reload); its state in the maps is untouched meanwhile.
+fn watch_interfaces(settings: &Settings, dir: &PinDir, missing: &mut Vec<String>) {
+    let (gone, back) = match filter::interface_changes(dir) {
+        Ok(c) => c,
+        Err(e) => return log::error!("checking the interfaces failed: {e}"),
+    };
+    for name in &gone {
+        if !missing.contains(name) {
+            log::warn!("interface {name} is gone; iplock attaches again when it comes back");
+        }
+    }
+    *missing = gone;
+    if !back.is_empty() {
+        match filter::reload(settings, dir) {
+            Ok(_) => log::info!("interface {} is back; attached again", back.join(", ")),
+            Err(e) => log::error!("attaching again to {} failed: {e}", back.join(", ")),
+        }
+    }
 }
