@@ -1,6 +1,7 @@
 //! Load and unload: what `load` leaves in bpffs and on the interface, that
 //! `unload` removes all of it, that bad input leaves nothing behind, and
-//! that a config file drives `load` with flags taking precedence.
+//! that a config file drives `load` with flags taking precedence. Filters in
+//! separate pin dirs are independent, so commands on them may run at once.
 
 use iplock_common::names::{LINK_PIN_PREFIX, PINNED_MAPS};
 use iplock_e2e::{
@@ -11,6 +12,7 @@ both_modes!(
     unload_leaves_no_pin_and_no_program,
     bad_input_exits_2_and_leaves_nothing,
     config_file_drives_load_and_flags_override_it,
+    concurrent_commands_on_separate_pin_dirs_all_succeed,
 );
 
 fn unload_leaves_no_pin_and_no_program(mode: Mode) {
@@ -157,4 +159,49 @@ fn config_file_drives_load_and_flags_override_it(mode: Mode) {
     load(&["--config", config, "--knock", KNOCK]);
     pair.knock(OTHER_V4, SERVER_V4, KNOCK);
     drop(pair.connect(OTHER_V4, SERVER_V4, 22, "the sequence from --knock"));
+}
+
+/// Several filters, each in its own namespace and pin dir, loaded and
+/// unloaded at the same moment: none may fail because another is busy.
+fn concurrent_commands_on_separate_pin_dirs_all_succeed(mode: Mode) {
+    let pairs: Vec<NetnsPair> = (0..3).map(|_| NetnsPair::new()).collect();
+    let filters: Vec<Iplock> = pairs.iter().map(Iplock::new).collect();
+    for round in 0..3 {
+        for sub in ["load", "unload"] {
+            let barrier = std::sync::Barrier::new(filters.len());
+            let outputs: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = filters
+                    .iter()
+                    .zip(&pairs)
+                    .map(|(iplock, pair)| {
+                        let barrier = &barrier;
+                        scope.spawn(move || {
+                            let args = match sub {
+                                "load" => vec![
+                                    "--iface",
+                                    &pair.server_if,
+                                    "--mode",
+                                    mode.arg(),
+                                    "--knock",
+                                    KNOCK,
+                                ],
+                                _ => Vec::new(),
+                            };
+                            barrier.wait();
+                            iplock.run(sub, &args)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for out in outputs {
+                assert!(
+                    out.status.success(),
+                    "round {round}: concurrent `iplock {sub}` failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
 }
