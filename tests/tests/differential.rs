@@ -17,8 +17,9 @@
 //! [`excluded`]):
 //! - no unrelated packets: the rules' catch-all `--remove` lines let any
 //!   packet reset progress, iplock ignores what is not a knock;
-//! - never the same knock twice in a row: iplock ignores a copy of the
-//!   previous knock as a retransmit, the rules restart its timer;
+//! - never the same knock twice in a row (connects between them aside):
+//!   iplock ignores a copy of the previous knock as a retransmit and keeps
+//!   the first copy's time, the rules restart the timer;
 //! - no refused connect in the middle of a sequence that then goes on: the
 //!   refused SYN reaches the catch-all `--remove` lines, iplock leaves
 //!   progress alone;
@@ -60,8 +61,9 @@ const MARGIN_MS: u64 = 500;
 const MIN_GAP_MS: u64 = 50;
 /// How long a connect may take to count as through.
 const CONNECT_WAIT: Duration = Duration::from_millis(700);
-/// A refused connect's socket is closed before this, ahead of the kernel's
-/// first SYN retransmission (1 s), which the trace would not list.
+/// A refused connect's socket open longer than this may have sent a SYN
+/// retransmission (the kernel's first comes after 1 s) that the trace does
+/// not list; such a trace is set aside rather than compared.
 const SYN_RETRANSMIT: Duration = Duration::from_millis(950);
 /// Nothing follows a connect sooner than this.
 const AFTER_CONNECT_MS: u64 = 800;
@@ -203,7 +205,8 @@ fn iplock_agrees_with_the_article_rules() {
     }
     assert!(
         failures.is_empty(),
-        "seed {seed} ({SEED_VAR}={seed} replays it): the filters disagree\n{failures}"
+        "seed {seed} ({SEED_VAR}={seed} replays it): the filters disagree, \
+         with each other or with a scenario's stated outcome\n{failures}"
     );
     assert!(
         disturbed.len() * 4 <= traces.len(),
