@@ -43,6 +43,68 @@ pub struct Config {
     /// Prefix length an IPv6 ban covers.
     pub ban_prefix_v6: u32,
     pub _pad: u32,
+    /// While knocks rotate, the previous period's sequence, accepted too so a
+    /// client whose clock is one period behind still gets in; count 0 otherwise.
+    pub prev_steps: [Step; MAX_STEPS],
+    pub prev_step_count: u32,
+    /// Identifies the current sequence for one-time use: a rotating sequence
+    /// that has opened the door once is spent. 0 for a fixed sequence, which
+    /// is never spent.
+    pub seq_id: u32,
+    pub prev_seq_id: u32,
+    pub _pad2: u32,
+}
+
+/// One of the (at most two) sequences a config accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sequence<'a> {
+    pub steps: &'a [Step; MAX_STEPS],
+    pub count: u32,
+    pub id: u32,
+}
+
+impl Sequence<'_> {
+    /// Whether the packet is step `i` of this sequence.
+    #[inline(always)]
+    pub fn is_step(&self, i: u32, pkt: &Packet) -> bool {
+        if i >= self.count {
+            return false;
+        }
+        match step_at(self.steps, i) {
+            Some(s) => s.port == pkt.dport && s.proto == pkt.proto,
+            None => false,
+        }
+    }
+
+    /// Whether the packet is any step of this sequence.
+    #[inline(always)]
+    pub fn has(&self, pkt: &Packet) -> bool {
+        for i in 0..MAX_STEPS {
+            if i as u32 >= self.count {
+                break;
+            }
+            if self.is_step(i as u32, pkt) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Longest wait before step `i`, or 0 past the end.
+    #[inline(always)]
+    pub fn timeout(&self, i: u32) -> u64 {
+        step_at(self.steps, i).map_or(0, |s| s.timeout_ns)
+    }
+}
+
+/// Step `i`, bounds-checked on the very register that indexes: the
+/// compiler would otherwise check a 32-bit copy and index with a widened
+/// one, which the verifier cannot relate.
+#[inline(always)]
+fn step_at(steps: &[Step; MAX_STEPS], i: u32) -> Option<&Step> {
+    // SAFETY: a volatile read of a local, only to make its value opaque.
+    let i = unsafe { core::ptr::read_volatile(&(i as usize)) };
+    steps.get(i)
 }
 
 crate::user_pod!(Config, Step);
@@ -52,8 +114,8 @@ crate::user_pod!(Config, Step);
 pub enum PortRole {
     /// A protected TCP port.
     Protected,
-    /// The port and protocol of step `n` of the sequence.
-    Knock(u32),
+    /// The port and protocol of a step of an accepted sequence.
+    Knock,
     /// A trap port (either protocol).
     Trap,
     /// Anything else.
@@ -64,6 +126,36 @@ impl Config {
     #[inline(always)]
     pub fn has_flag(&self, flag: u32) -> bool {
         self.flags & flag != 0
+    }
+
+    /// The current sequence.
+    #[inline(always)]
+    pub fn current(&self) -> Sequence<'_> {
+        Sequence {
+            steps: &self.steps,
+            count: self.step_count,
+            id: self.seq_id,
+        }
+    }
+
+    /// The previous period's sequence, while knocks rotate.
+    #[inline(always)]
+    pub fn previous(&self) -> Option<Sequence<'_>> {
+        (self.prev_step_count > 0).then_some(Sequence {
+            steps: &self.prev_steps,
+            count: self.prev_step_count,
+            id: self.prev_seq_id,
+        })
+    }
+
+    /// The sequence with this id, if the config still accepts it.
+    #[inline(always)]
+    pub fn sequence(&self, id: u32) -> Option<Sequence<'_>> {
+        if id == self.seq_id {
+            Some(self.current())
+        } else {
+            self.previous().filter(|p| p.id == id)
+        }
     }
 
     /// The role of the packet's destination. Validation guarantees the port
@@ -80,14 +172,8 @@ impl Config {
                 }
             }
         }
-        for i in 0..MAX_STEPS {
-            if i as u32 >= self.step_count {
-                break;
-            }
-            let s = &self.steps[i];
-            if s.port == pkt.dport && s.proto == pkt.proto {
-                return PortRole::Knock(i as u32);
-            }
+        if self.current().has(pkt) || self.previous().is_some_and(|p| p.has(pkt)) {
+            return PortRole::Knock;
         }
         for i in 0..MAX_TRAPS {
             if i as u32 >= self.trap_count {
@@ -98,14 +184,5 @@ impl Config {
             }
         }
         PortRole::Other
-    }
-
-    /// Timeout of step `i`, or 0 past the end.
-    #[inline(always)]
-    pub fn step_timeout(&self, i: u32) -> u64 {
-        match self.steps.get(i as usize) {
-            Some(s) => s.timeout_ns,
-            None => 0,
-        }
     }
 }

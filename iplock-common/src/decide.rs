@@ -2,7 +2,7 @@
 //! the state to write back.
 
 use crate::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, PortRole,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, PortRole, Sequence,
 };
 use crate::counters::Counter;
 use crate::packet::{PROTO_TCP, Packet};
@@ -18,6 +18,8 @@ pub trait Lookup {
     fn ban(&mut self) -> Option<BanEntry>;
     /// The source's knock state, if any.
     fn source(&mut self) -> Option<SourceState>;
+    /// Whether the rotating sequence with this id has already opened a door.
+    fn spent(&mut self, seq_id: u32) -> bool;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct Decision {
     /// New source state to write, only when it changed.
     pub source: Option<SourceState>,
     pub ban: BanUpdate,
+    /// Id of a rotating sequence to mark spent (0: none).
+    pub spend: u32,
 }
 
 impl Decision {
@@ -51,6 +55,7 @@ impl Decision {
             counter,
             source: None,
             ban: BanUpdate::Keep,
+            spend: 0,
         }
     }
 }
@@ -75,13 +80,13 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> 
     if matches!(look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now) {
         return Decision::new(Verdict::Pass, Counter::Allowed);
     }
-    let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && matches!(role, PortRole::Knock(_));
+    let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && role == PortRole::Knock;
     if banned && !knock_may_clear {
         return Decision::new(Verdict::Drop, Counter::Banned);
     }
     match role {
         PortRole::Protected => protected(pkt, cfg, now, look),
-        PortRole::Knock(i) => knock(pkt, i, banned, cfg, now, look),
+        PortRole::Knock => knock(pkt, banned, cfg, now, look),
         PortRole::Trap => Decision {
             ban: ban_for(cfg, now, BAN_TRAP),
             ..Decision::new(Verdict::Drop, Counter::Trapped)
@@ -106,66 +111,84 @@ fn protected<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> D
 }
 
 /// Steps completed that still count at `now`: progress older than the
-/// timeout of the step it waits for counts as none. A completed sequence
+/// timeout of the step it waits for counts as none, and so does progress
+/// through a sequence the config no longer accepts. A completed sequence
 /// stays alive while its door is open, and at least for the last step's
 /// timeout, so late retransmits of the last knock are ignored, not banned.
 #[inline(always)]
 pub fn live_progress(s: &SourceState, cfg: &Config, now: u64) -> u32 {
-    if s.step == 0 {
-        return 0;
-    }
-    if s.step >= cfg.step_count && s.open_until_ns > now {
-        return cfg.step_count;
-    }
-    let waits_for = if s.step >= cfg.step_count {
-        cfg.step_count.saturating_sub(1)
-    } else {
-        s.step
-    };
-    if now.saturating_sub(s.last_knock_ns) <= cfg.step_timeout(waits_for) {
-        s.step.min(cfg.step_count)
-    } else {
-        0
+    match cfg.sequence(s.seq) {
+        Some(seq) if s.step > 0 && now <= knock_deadline(s, &seq) => s.step.min(seq.count),
+        Some(seq) if s.step >= seq.count && s.open_until_ns > now => seq.count,
+        _ => 0,
     }
 }
 
+/// When the source's progress through `seq` expires: its last knock plus
+/// the timeout of the step it waits for.
 #[inline(always)]
-fn knock<L: Lookup>(
-    pkt: &Packet,
-    i: u32,
-    banned: bool,
-    cfg: &Config,
-    now: u64,
-    look: &mut L,
-) -> Decision {
+pub fn knock_deadline(s: &SourceState, seq: &Sequence<'_>) -> u64 {
+    let waits_for = if s.step >= seq.count {
+        seq.count.saturating_sub(1)
+    } else {
+        s.step
+    };
+    s.last_knock_ns.saturating_add(seq.timeout(waits_for))
+}
+
+#[inline(always)]
+fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &mut L) -> Decision {
     if pkt.proto == PROTO_TCP && !pkt.is_bare_syn() {
         return Decision::new(Verdict::Drop, Counter::KnockNoise);
     }
     let old = look.source().unwrap_or_default();
     let progress = live_progress(&old, cfg, now);
-    let mut new = old;
     let mut d = Decision::new(Verdict::Drop, Counter::KnockAdvanced);
-    // With one step the repeated knock is also step 0: once the door it
-    // opened has closed, it starts the sequence again.
-    let reopens = cfg.step_count == 1 && old.open_until_ns <= now;
-    if progress > 0 && i == progress - 1 && !reopens {
-        d.counter = Counter::KnockRepeated;
-    } else if i == progress || i == 0 {
-        // The expected step, or a fresh start of the sequence.
-        new.step = i + 1;
-        new.last_knock_ns = now;
-        if new.step == cfg.step_count {
-            new.open_until_ns = now.saturating_add(cfg.open_window_ns);
-            d.counter = Counter::DoorOpened;
-            if banned {
-                d.ban = BanUpdate::Remove;
+    // The next step of the sequence the source is in the middle of, else a
+    // fresh start of the current sequence, else of the previous period's.
+    let mut next = None;
+    if let Some(seq) = cfg.sequence(old.seq).filter(|_| progress > 0) {
+        // With one step the repeated knock is also step 0: once the door it
+        // opened has closed, it starts the sequence again.
+        let reopens = seq.count == 1 && old.open_until_ns <= now;
+        if seq.is_step(progress - 1, pkt) && !reopens {
+            d.counter = Counter::KnockRepeated;
+            return d;
+        }
+        if progress < seq.count && seq.is_step(progress, pkt) {
+            next = Some((seq, progress + 1));
+        }
+    }
+    if next.is_none() {
+        let cur = cfg.current();
+        if cur.is_step(0, pkt) {
+            next = Some((cur, 1));
+        } else if let Some(prev) = cfg.previous().filter(|p| p.is_step(0, pkt)) {
+            next = Some((prev, 1));
+        }
+    }
+    let mut new = old;
+    match next {
+        // A rotating sequence opens the door once: a replay of it is wrong.
+        Some((seq, step)) if !(step == seq.count && seq.id != 0 && look.spent(seq.id)) => {
+            new.step = step;
+            new.seq = seq.id;
+            new.last_knock_ns = now;
+            if step == seq.count {
+                new.open_until_ns = now.saturating_add(cfg.open_window_ns);
+                d.counter = Counter::DoorOpened;
+                d.spend = seq.id;
+                if banned {
+                    d.ban = BanUpdate::Remove;
+                }
             }
         }
-    } else {
-        new.step = 0;
-        d.counter = Counter::WrongKnock;
-        if cfg.has_flag(FLAG_BAN_WRONG_KNOCK) {
-            d.ban = ban_for(cfg, now, BAN_WRONG_KNOCK);
+        _ => {
+            new.step = 0;
+            d.counter = Counter::WrongKnock;
+            if cfg.has_flag(FLAG_BAN_WRONG_KNOCK) {
+                d.ban = ban_for(cfg, now, BAN_WRONG_KNOCK);
+            }
         }
     }
     if new != old {

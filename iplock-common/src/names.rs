@@ -22,8 +22,13 @@ pub const MAP_IFACES: &str = "IPLOCK_IFACES";
 /// Events for `iplock run` (`RINGBUF` of [`crate::events::Event`]).
 pub const MAP_EVENTS: &str = "IPLOCK_EVENTS";
 
+/// Rotating sequences already used (`LRU_HASH`, sequence id -> 1).
+pub const MAP_SPENT: &str = "IPLOCK_SPENT";
+/// Spent sequence ids remembered: two are live at a time.
+pub const MAX_SPENT: u32 = 64;
+
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 7] = [
+pub const PINNED_MAPS: [&str; 8] = [
     MAP_CONFIG,
     MAP_SOURCES,
     MAP_BANS,
@@ -31,6 +36,7 @@ pub const PINNED_MAPS: [&str; 7] = [
     MAP_COUNTERS,
     MAP_IFACES,
     MAP_EVENTS,
+    MAP_SPENT,
 ];
 
 /// Default pin directory under bpffs.

@@ -8,7 +8,9 @@ use bytemuck::{Pod, Zeroable};
 pub struct SourceState {
     /// Steps of the sequence completed (0 = none).
     pub step: u32,
-    pub _pad: u32,
+    /// Id of the sequence the steps belong to (`Config::seq_id`; 0 for a
+    /// fixed sequence).
+    pub seq: u32,
     /// Boot-time ns of the last accepted knock.
     pub last_knock_ns: u64,
     /// Boot-time ns until which new connections to protected ports pass.

@@ -67,6 +67,9 @@ impl Lookup for Fake {
         self.asked.source += 1;
         self.source
     }
+    fn spent(&mut self, _seq_id: u32) -> bool {
+        false
+    }
 }
 
 impl Fake {
@@ -253,6 +256,7 @@ fn want(verdict: Verdict, counter: Counter) -> Decision {
         counter,
         source: None,
         ban: BanUpdate::Keep,
+        spend: 0,
     }
 }
 

@@ -17,7 +17,9 @@ use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
 use iplock_common::events::{EVENTS_BYTES, Event};
 use iplock_common::packet::Packet;
-use iplock_common::names::{DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES};
+use iplock_common::names::{
+    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
+};
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
 #[map]
@@ -42,6 +44,11 @@ static IPLOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER
 // with the rest, recording the interfaces the filter is attached to.
 #[map]
 static IPLOCK_IFACES: Array<IfaceEntry> = Array::with_max_entries(MAX_IFACES as u32, 0);
+
+// Ids of rotating sequences that have opened a door once; a handful are
+// live at a time, the LRU forgets the old ones.
+#[map]
+static IPLOCK_SPENT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(MAX_SPENT, 0);
 
 #[map]
 static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -89,6 +96,9 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, parse::NotClassified> {
             let _ = IPLOCK_BANS.remove(ban_key);
         }
     }
+    if d.spend != 0 {
+        let _ = IPLOCK_SPENT.insert(d.spend, 1, 0);
+    }
     count(d.counter);
     report(ctx, &src, &pkt, &d);
     Ok(match d.verdict {
@@ -121,6 +131,12 @@ impl Lookup for Maps<'_> {
     fn source(&mut self) -> Option<SourceState> {
         // SAFETY: as for `ban`.
         unsafe { IPLOCK_SOURCES.get(self.src) }.copied()
+    }
+
+    #[inline(always)]
+    fn spent(&mut self, seq_id: u32) -> bool {
+        // SAFETY: only the key's presence is read.
+        unsafe { IPLOCK_SPENT.get(seq_id) }.is_some()
     }
 }
 

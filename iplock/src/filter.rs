@@ -139,7 +139,9 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     }
 
     let new = settings.to_kernel();
-    if new.steps != old.steps || new.step_count != old.step_count {
+    // A rotating sequence changes every period on its own; progress through
+    // it expires with it.
+    if new.seq_id == 0 && (new.steps != old.steps || new.step_count != old.step_count) {
         r.progress_reset = reset_progress(&mut maps)?;
     }
     let old_allow = config_allow_keys(&maps)?;

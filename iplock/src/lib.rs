@@ -16,6 +16,8 @@ pub mod maps;
 pub mod metrics;
 pub mod object;
 pub mod pin_dir;
+pub mod rotate;
+pub mod secret;
 pub mod settings;
 pub mod status;
 pub mod sweep;

@@ -31,6 +31,8 @@ enum Command {
     Knock(cmd::knock::KnockArgs),
     /// Count the knock sequences an attacker must search, and how long it takes.
     Calc(cmd::calc::CalcArgs),
+    /// Make the shared secret of rotating knocks.
+    Secret(cmd::secret::SecretArgs),
 }
 
 fn main() {
@@ -46,6 +48,7 @@ fn main() {
         Command::Ban(a) => cmd::ban::run(a),
         Command::Knock(a) => cmd::knock::run(a),
         Command::Calc(a) => cmd::calc::run(a),
+        Command::Secret(a) => cmd::secret::run(a),
     };
     if let Err(e) = result {
         eprintln!("iplock: {e}");

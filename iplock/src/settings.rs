@@ -10,7 +10,7 @@ use iplock_common::config::{
     Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step as KernelStep,
 };
 use iplock_common::names::{
-    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_PROTECT, MAX_TRAPS,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_PROTECT, MAX_STEPS, MAX_TRAPS,
 };
 use serde::Deserialize;
 
@@ -18,6 +18,8 @@ use crate::cidr::Cidr;
 use crate::duration;
 use crate::error::{Result, input};
 use crate::knock::{self, Step};
+use crate::rotate::{self, Rotation};
+use crate::secret;
 
 /// How the program attaches to an interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -77,6 +79,7 @@ struct File {
     mode: Option<Mode>,
     protect: Option<Vec<u16>>,
     knock: Option<KnockList>,
+    rotate: Option<RotateFile>,
     allow: Option<Vec<String>>,
     step_timeout: Option<String>,
     open_window: Option<String>,
@@ -91,6 +94,43 @@ struct File {
 enum KnockList {
     One(String),
     Many(Vec<String>),
+}
+
+/// `rotate = { secret_file = "...", period = "30s", steps = 3, udp = false }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateFile {
+    secret_file: PathBuf,
+    period: Option<String>,
+    steps: Option<usize>,
+    udp: Option<bool>,
+}
+
+impl RotateFile {
+    fn rotation(&self) -> Result<Rotation> {
+        let period = duration::parse(
+            self.period.as_deref().unwrap_or("30s"),
+            "the rotation period",
+        )?;
+        if period.subsec_nanos() != 0 {
+            return input(format!(
+                "the rotation period {} is not a whole number of seconds",
+                duration::format(period)
+            ));
+        }
+        let steps = self.steps.unwrap_or(3);
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return input(format!(
+                "rotate.steps = {steps} is out of range; use 1 to {MAX_STEPS}"
+            ));
+        }
+        Ok(Rotation {
+            secret: secret::read(&self.secret_file)?,
+            period,
+            steps,
+            udp: self.udp.unwrap_or(false),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,7 +167,10 @@ pub struct Settings {
     pub interfaces: Vec<String>,
     pub mode: Mode,
     pub protect: Vec<u16>,
+    /// The fixed sequence; empty when knocks rotate.
     pub knock: Vec<Step>,
+    /// Rotating knocks, instead of a fixed sequence.
+    pub rotate: Option<Rotation>,
     pub allow: Vec<Cidr>,
     pub step_timeout: Duration,
     pub open_window: Duration,
@@ -200,6 +243,11 @@ impl Settings {
             }
             (None, None) => Vec::new(),
         };
+        // A --knock flag overrides a rotating sequence of the file too.
+        let rotate = match (&args.knock, &file.rotate) {
+            (None, Some(r)) => Some(r.rotation()?),
+            _ => None,
+        };
         let allow = pick(&args.allow, file.allow)
             .iter()
             .map(|s| Cidr::parse(s))
@@ -213,6 +261,7 @@ impl Settings {
             mode: args.mode.or(file.mode).unwrap_or_default(),
             protect,
             knock,
+            rotate,
             allow,
             step_timeout: dur(
                 &args.step_timeout,
@@ -266,7 +315,13 @@ impl Settings {
                 return input("port 0 is not a port number from 1 to 65535");
             }
         }
-        knock::validate(&self.knock, &self.protect)?;
+        match &self.rotate {
+            Some(_) if !self.knock.is_empty() => {
+                return input("the config file sets both `knock` and `rotate`; keep one");
+            }
+            Some(_) => {}
+            None => knock::validate(&self.knock, &self.protect)?,
+        }
         if self.ban.trap_ports.len() > MAX_TRAPS {
             return input(format!("at most {MAX_TRAPS} trap ports are supported"));
         }
@@ -296,18 +351,47 @@ impl Settings {
         Ok(())
     }
 
-    /// The configuration as the XDP program reads it.
+    /// Ports a rotating sequence never uses.
+    pub fn excluded_ports(&self) -> Vec<u16> {
+        self.protect
+            .iter()
+            .chain(&self.ban.trap_ports)
+            .copied()
+            .collect()
+    }
+
+    /// The configuration as the XDP program reads it now.
     pub fn to_kernel(&self) -> Config {
+        self.to_kernel_at(rotate::unix_now())
+    }
+
+    /// The configuration as the XDP program reads it at `unix_secs`: with
+    /// rotating knocks, that period's sequence and the previous one.
+    pub fn to_kernel_at(&self, unix_secs: u64) -> Config {
         let mut c = Config::zeroed();
-        for (k, s) in c.steps.iter_mut().zip(&self.knock) {
-            *k = KernelStep {
-                port: s.port,
-                proto: s.proto,
-                _pad: [0; 5],
-                timeout_ns: nanos(s.timeout.unwrap_or(self.step_timeout)),
-            };
+        let kernel_steps = |out: &mut [KernelStep; MAX_STEPS], steps: &[Step]| {
+            for (k, s) in out.iter_mut().zip(steps) {
+                *k = KernelStep {
+                    port: s.port,
+                    proto: s.proto,
+                    _pad: [0; 5],
+                    timeout_ns: nanos(s.timeout.unwrap_or(self.step_timeout)),
+                };
+            }
+            steps.len() as u32
+        };
+        match &self.rotate {
+            None => c.step_count = kernel_steps(&mut c.steps, &self.knock),
+            Some(r) => {
+                let index = rotate::period_index(unix_secs, r.period);
+                let excluded = self.excluded_ports();
+                c.step_count = kernel_steps(&mut c.steps, &r.sequence(index, &excluded));
+                c.seq_id = rotate::sequence_id(index);
+                let prev = index.saturating_sub(1);
+                c.prev_step_count = kernel_steps(&mut c.prev_steps, &r.sequence(prev, &excluded));
+                c.prev_seq_id = rotate::sequence_id(prev);
+            }
         }
-        c.step_count = self.knock.len() as u32;
         c.protect[..self.protect.len()].copy_from_slice(&self.protect);
         c.protect_count = self.protect.len() as u32;
         c.traps[..self.ban.trap_ports.len()].copy_from_slice(&self.ban.trap_ports);
@@ -331,15 +415,23 @@ fn nanos(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
 
-/// The knock sequence of a config file, for the knock client: the other
+/// The knock sequence of a config file at `unix_secs`, for the knock
+/// client (a rotating one is that period's): the other
 /// keys describe the server (its interfaces may not exist on the client),
 /// so only the file's syntax and its `knock` key are checked.
-pub fn knock_from_file(path: &Path) -> Result<Vec<Step>> {
-    match read_file(path)?.knock {
-        Some(KnockList::One(s)) => knock::parse_sequence(&s),
-        Some(KnockList::Many(v)) => v.iter().map(|s| Step::parse(s)).collect(),
-        None => input(format!(
-            "the config file {} has no `knock` key",
+pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<Vec<Step>> {
+    let file = read_file(path)?;
+    match (file.knock, &file.rotate) {
+        (Some(KnockList::One(s)), _) => knock::parse_sequence(&s),
+        (Some(KnockList::Many(v)), _) => v.iter().map(|s| Step::parse(s)).collect(),
+        (None, Some(r)) => {
+            let r = r.rotation()?;
+            let mut excluded = file.protect.unwrap_or_else(|| vec![22]);
+            excluded.extend(file.ban.trap_ports.unwrap_or_default());
+            Ok(r.sequence(rotate::period_index(unix_secs, r.period), &excluded))
+        }
+        (None, None) => input(format!(
+            "the config file {} has neither a `knock` nor a `rotate` key",
             path.display()
         )),
     }

@@ -9,7 +9,7 @@ use iplock_common::config::{
     Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN,
 };
 use iplock_common::counters::Counter;
-use iplock_common::decide::live_progress;
+use iplock_common::decide::{knock_deadline, live_progress};
 use iplock_common::state::MODE_NATIVE;
 use serde::Serialize;
 
@@ -46,6 +46,10 @@ pub struct InterfaceStatus {
 pub struct ConfigStatus {
     pub protect: Vec<u16>,
     pub knock: Vec<String>,
+    /// Whether the sequence rotates; then `previous_knock` is also accepted.
+    pub rotating: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_knock: Vec<String>,
     pub open_window: String,
     pub ban: BanConfigStatus,
 }
@@ -86,21 +90,27 @@ pub struct AllowStatus {
     pub expires_in_s: Option<u64>,
 }
 
+fn steps(steps: &[iplock_common::config::Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| {
+            Step {
+                proto: s.proto,
+                port: s.port,
+                timeout: Some(Duration::from_nanos(s.timeout_ns)),
+            }
+            .to_string()
+        })
+        .collect()
+}
+
 fn config_status(c: &Config) -> ConfigStatus {
     let dur = |ns: u64| duration::format(Duration::from_nanos(ns));
     ConfigStatus {
         protect: c.protect[..c.protect_count as usize].to_vec(),
-        knock: c.steps[..c.step_count as usize]
-            .iter()
-            .map(|s| {
-                Step {
-                    proto: s.proto,
-                    port: s.port,
-                    timeout: Some(Duration::from_nanos(s.timeout_ns)),
-                }
-                .to_string()
-            })
-            .collect(),
+        knock: steps(&c.steps[..c.step_count as usize]),
+        rotating: c.seq_id != 0,
+        previous_knock: steps(&c.prev_steps[..c.prev_step_count as usize]),
         open_window: dur(c.open_window_ns),
         ban: BanConfigStatus {
             time: dur(c.ban_time_ns),
@@ -168,10 +178,12 @@ pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStat
             ("open", s.open_until_ns)
         } else {
             let progress = live_progress(&s, cfg, now);
-            if progress == 0 || progress >= cfg.step_count {
-                continue;
+            match cfg.sequence(s.seq) {
+                Some(seq) if progress > 0 && progress < seq.count => {
+                    ("knocking", knock_deadline(&s, &seq))
+                }
+                _ => continue,
             }
-            ("knocking", s.last_knock_ns + cfg.step_timeout(progress))
         };
         sources.push(SourceStatus {
             addr: addr::to_ip(&key).to_string(),
@@ -239,7 +251,16 @@ impl Status {
             }
         };
         let _ = writeln!(o, "  protected tcp ports: {}", ports(&c.protect));
-        let _ = writeln!(o, "  knock sequence: {}", c.knock.join(","));
+        if c.rotating {
+            let _ = writeln!(
+                o,
+                "  knock sequence: {} (rotating; the previous period's {} is accepted too)",
+                c.knock.join(","),
+                c.previous_knock.join(",")
+            );
+        } else {
+            let _ = writeln!(o, "  knock sequence: {}", c.knock.join(","));
+        }
         let _ = writeln!(o, "  open window: {}", c.open_window);
         let b = &c.ban;
         let on = |x: bool| if x { "yes" } else { "no" };

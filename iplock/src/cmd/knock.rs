@@ -10,7 +10,10 @@ use crate::duration;
 use crate::error::{Error, Result, input};
 use crate::knock::{self, Step};
 use crate::knock_client::{self, Family};
+use crate::rotate::{self, Rotation};
+use crate::secret;
 use crate::settings::{self, io_reason};
+use iplock_common::names::MAX_STEPS;
 
 /// How long `--then-connect` waits for the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,9 +29,29 @@ pub struct KnockArgs {
     /// Knock sequence, e.g. tcp:100,udp:300,tcp:200 (step timeouts are ignored).
     #[arg(long, value_name = "SEQUENCE")]
     pub sequence: Option<String>,
-    /// Take the sequence from the `knock` key of an iplock config file.
+    /// Take the sequence from an iplock config file (its `knock`, or this
+    /// period's sequence of its `rotate`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Compute this period's rotating sequence from the shared secret.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// With --secret-file: the server's rotation period.
+    #[arg(long, value_name = "D", default_value = "30s")]
+    pub period: String,
+    /// With --secret-file: the server's number of steps.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub steps: usize,
+    /// With --secret-file: the server allows udp steps.
+    #[arg(long)]
+    pub udp: bool,
+    /// With --secret-file: the server's protected and trap ports [default: 22].
+    #[arg(long = "exclude", value_name = "PORT", value_parser = parse_port_arg)]
+    pub exclude: Vec<u16>,
+    /// Use this time (seconds since 1970) instead of the clock: shows what a
+    /// client with a wrong clock sends.
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub unix_time: Option<u64>,
     /// Time between two knocks [default: 100ms].
     #[arg(long, value_name = "D")]
     pub delay: Option<String>,
@@ -49,11 +72,35 @@ fn parse_port_arg(s: &str) -> std::result::Result<u16, String> {
 }
 
 fn sequence(args: &KnockArgs) -> Result<Vec<Step>> {
-    let steps = match (&args.sequence, &args.config) {
-        (Some(_), Some(_)) => return input("give either --sequence or --config, not both"),
-        (None, None) => return input("no knock sequence is set; give --sequence or --config"),
-        (Some(s), None) => knock::parse_sequence(s)?,
-        (None, Some(path)) => settings::knock_from_file(path)?,
+    let now = args.unix_time.unwrap_or_else(rotate::unix_now);
+    let steps = match (&args.sequence, &args.config, &args.secret_file) {
+        (Some(s), None, None) => knock::parse_sequence(s)?,
+        (None, Some(path), None) => settings::knock_from_file(path, now)?,
+        (None, None, Some(path)) => {
+            let period = duration::parse(&args.period, "the rotation period")?;
+            if !(1..=MAX_STEPS).contains(&args.steps) {
+                return input(format!(
+                    "--steps {} is out of range; use 1 to {MAX_STEPS}",
+                    args.steps
+                ));
+            }
+            let r = Rotation {
+                secret: secret::read(path)?,
+                period,
+                steps: args.steps,
+                udp: args.udp,
+            };
+            let exclude = if args.exclude.is_empty() {
+                vec![22]
+            } else {
+                args.exclude.clone()
+            };
+            r.sequence(rotate::period_index(now, period), &exclude)
+        }
+        (None, None, None) => {
+            return input("no knock sequence is set; give --sequence, --config or --secret-file");
+        }
+        _ => return input("give only one of --sequence, --config and --secret-file"),
     };
     if steps.is_empty() {
         return input("the knock sequence is empty");
@@ -107,6 +154,12 @@ mod tests {
             host: "192.0.2.1".into(),
             sequence: sequence.map(Into::into),
             config,
+            secret_file: None,
+            period: "30s".into(),
+            steps: 3,
+            udp: false,
+            exclude: Vec::new(),
+            unix_time: None,
             delay: None,
             ipv4: false,
             ipv6: false,
@@ -145,10 +198,10 @@ mod tests {
         std::fs::write(&path, "protect = [22]\n").unwrap();
         for (a, needle) in [
             (args(None, None), "no knock sequence"),
-            (args(Some("1"), Some(path.clone())), "not both"),
+            (args(Some("1"), Some(path.clone())), "only one of"),
             (args(Some(" , "), None), "empty"),
             (args(Some("tcp:100,sctp:5"), None), "sctp"),
-            (args(None, Some(path.clone())), "no `knock` key"),
+            (args(None, Some(path.clone())), "neither a `knock` nor a `rotate` key"),
             (
                 args(None, Some("/nonexistent/iplock.toml".into())),
                 "cannot read",

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use clap::Args;
 
 use crate::cmd::PinDirArg;
-use crate::error::Result;
+use crate::error::{Result, input};
 use crate::filter;
 use crate::settings::{Settings, SettingsArgs};
 
@@ -22,6 +22,11 @@ pub struct LoadArgs {
 
 pub fn run(args: &LoadArgs) -> Result<()> {
     let settings = Settings::from_args(&args.settings)?;
+    if settings.rotate.is_some() {
+        return input(
+            "rotating knocks change every period, which needs a process to change them: use `iplock run` for this configuration",
+        );
+    }
     let dir = args.pin.dir();
     let attached = match filter::load(&settings, &dir)? {
         filter::Loaded::New(attached) => attached,

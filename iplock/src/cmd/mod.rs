@@ -7,6 +7,7 @@ pub mod knock;
 pub mod load;
 pub mod reload;
 pub mod run;
+pub mod secret;
 pub mod status;
 pub mod unload;
 

@@ -16,6 +16,7 @@ use crate::filter;
 use crate::maps::Maps;
 use crate::metrics;
 use crate::pin_dir::PinDir;
+use crate::rotate;
 use crate::settings::{Settings, SettingsArgs};
 use crate::sweep::sweep;
 
@@ -110,6 +111,7 @@ fn serve(
     };
     let mut events = Events::open(dir)?;
     let mut missing = Vec::new();
+    let mut period = current_period(&settings);
     let mut last_sweep = Instant::now();
     log::info!("running; SIGHUP reloads the settings, SIGTERM stops");
     while !term.load(Ordering::Relaxed) {
@@ -132,6 +134,10 @@ fn serve(
                 }
                 Err(e) => log::error!("reload failed, the previous settings stay in force: {e}"),
             }
+        }
+        if current_period(&settings) != period {
+            period = current_period(&settings);
+            rotate_sequence(args, &mut settings, dir);
         }
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
@@ -169,5 +175,34 @@ fn watch_interfaces(settings: &Settings, dir: &PinDir, missing: &mut Vec<String>
             Ok(_) => log::info!("interface {} is back; attached again", back.join(", ")),
             Err(e) => log::error!("attaching again to {} failed: {e}", back.join(", ")),
         }
+    }
+}
+
+/// The rotation period the clock is in, if knocks rotate.
+fn current_period(settings: &Settings) -> Option<u64> {
+    let r = settings.rotate.as_ref()?;
+    Some(rotate::period_index(rotate::unix_now(), r.period))
+}
+
+/// Writes the new period's sequence (and the one before it) into the
+/// filter. The settings are read again first, so a new secret file takes
+/// effect at the next period at the latest; if they no longer validate,
+/// the running ones go on rotating.
+fn rotate_sequence(args: &RunArgs, settings: &mut Settings, dir: &PinDir) {
+    match Settings::from_args(&args.settings) {
+        Ok(fresh) if fresh.rotate.is_some() => *settings = fresh,
+        Ok(_) => {}
+        Err(e) => {
+            log::error!("re-reading the settings failed, rotating with the running ones: {e}")
+        }
+    }
+    let written = Maps::open(dir).and_then(|mut m| {
+        m.config
+            .set(0, settings.to_kernel(), 0)
+            .context(|| "writing the configuration map".into())
+    });
+    match written {
+        Ok(()) => log::debug!("knock sequence rotated"),
+        Err(e) => log::error!("rotating the knock sequence failed: {e}"),
     }
 }
