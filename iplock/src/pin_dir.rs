@@ -81,7 +81,7 @@ impl PinDir {
                 self.0.display()
             ));
         }
-        Ok(DirLock(file))
+        Ok(DirLock { _file: file, path })
     }
 
     /// Creates the directory for a new filter.
@@ -148,7 +148,19 @@ impl PinDir {
 
 /// Held while a command changes a filter; dropping it releases the lock.
 #[derive(Debug)]
-pub struct DirLock(#[allow(dead_code)] std::fs::File);
+pub struct DirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Removes the lock file once the filter is gone, still holding the
+    /// lock: a command that opened the file meanwhile fails to lock it and
+    /// exits, so no two commands ever hold locks on different files.
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
 
 fn is_link(p: &Path) -> bool {
     p.file_name()

@@ -85,8 +85,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.keep {
         log::info!("leaving the filter running at {}", dir.path().display());
     } else {
-        let _lock = dir.lock()?;
+        let lock = dir.lock()?;
         dir.remove_all()?;
+        lock.remove();
         log::info!("detached and removed {}", dir.path().display());
     }
     result

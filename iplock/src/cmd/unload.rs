@@ -17,10 +17,11 @@ pub struct UnloadArgs {
 pub fn run(args: &UnloadArgs) -> Result<()> {
     let dir = args.pin.dir();
     dir.preflight()?;
-    let _lock = dir.lock()?;
+    let lock = dir.lock()?;
     dir.require_loaded()?;
     let ifaces = dir.linked_interfaces()?;
     dir.remove_all()?;
+    lock.remove();
     println!(
         "iplock: detached from {} and removed {}",
         if ifaces.is_empty() {
