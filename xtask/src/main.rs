@@ -1,4 +1,5 @@
 //! Development tasks for iplock: `cargo xtask setup|test|demo`.
+mod bench;
 mod cleanup;
 mod cmd;
 mod demo;
@@ -32,6 +33,12 @@ enum Task {
     },
     /// Setup, then show a knock opening the door in a namespace pair it creates and removes; needs root
     Demo,
+    /// Setup, then the benchmarks: bench/results.json and BENCHMARKS.md; needs root, about 5 minutes
+    Bench {
+        /// Arguments passed on to iplock-bench, e.g. `--only cost`
+        #[arg(last = true)]
+        bench_args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(&root),
         Task::Test { cargo_test_args } => test::run(&root, &cargo_test_args),
         Task::Demo => demo::run(&root),
+        Task::Bench { bench_args } => bench::run(&root, &bench_args),
     };
     // Printed by hand: anyhow's Debug output would add a backtrace whenever
     // RUST_BACKTRACE is set, which says nothing about a failed command.

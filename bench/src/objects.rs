@@ -1,0 +1,11 @@
+//! The bench's own XDP programs, built by `build.rs` from bench-ebpf.
+
+/// `bench_pass`: returns XDP_PASS and does nothing else.
+pub static PASS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-pass"));
+/// `bench_drop`: returns XDP_DROP and does nothing else.
+pub static DROP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-drop"));
+/// `bench_gen`: the live-frames SYN generator (see bench-ebpf/src/gen.rs).
+pub static GEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-gen"));
+/// `probe_clock`, `probe_lookup`, `probe_update`: one primitive each, for
+/// reference costs.
+pub static PROBE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-probe"));

@@ -1,0 +1,397 @@
+//! results.json, the tables the bench prints, and BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::control::Control;
+use crate::cost::Costs;
+use crate::machine::Machine;
+use crate::pressure::Pressure;
+use crate::throughput::{Flow, FlowResult};
+
+/// Ratio of iplock's drop rate to the iptables rules' on one flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    pub flow: Flow,
+    pub receiver: String,
+    pub versus: String,
+    /// Frames dropped per second, iplock over iptables (medians).
+    pub dropped_pps_ratio: f64,
+    /// CPU time per frame, iptables over iplock (medians).
+    pub cpu_ratio: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Results {
+    pub generated_by: &'static str,
+    pub date_utc: String,
+    pub commit: String,
+    pub machine: Machine,
+    pub loadavg_at_start: String,
+    pub loadavg_at_end: String,
+    pub duration_s: f64,
+    pub cost: Option<Costs>,
+    pub throughput: Option<Vec<FlowResult>>,
+    pub ratios: Vec<Ratio>,
+    pub pressure: Option<Pressure>,
+    pub control: Option<Control>,
+    pub targets: Vec<Target>,
+}
+
+impl Results {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        machine: Machine,
+        loadavg_at_start: String,
+        loadavg_at_end: String,
+        duration_s: f64,
+        cost: Option<Costs>,
+        throughput: Option<Vec<FlowResult>>,
+        pressure: Option<Pressure>,
+        control: Option<Control>,
+    ) -> Results {
+        let ratios = throughput.as_deref().map_or_else(Vec::new, ratios);
+        let targets = targets(cost.as_ref(), &ratios);
+        Results {
+            generated_by: "cargo xtask bench",
+            date_utc: shell(&["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+            commit: commit(),
+            machine,
+            loadavg_at_start,
+            loadavg_at_end,
+            duration_s,
+            cost,
+            throughput,
+            ratios,
+            pressure,
+            control,
+            targets,
+        }
+    }
+
+    /// The results when every part ran.
+    pub fn complete(&self) -> Option<&Results> {
+        (self.cost.is_some()
+            && self.throughput.is_some()
+            && self.pressure.is_some()
+            && self.control.is_some())
+        .then_some(self)
+    }
+}
+
+fn shell(args: &[&str]) -> String {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".into(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+}
+
+/// The commit the bench was built from, marked when the tree had changes.
+fn commit() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let head = shell(&["git", "-C", dir, "rev-parse", "--short", "HEAD"]);
+    let dirty = !shell(&[
+        "git",
+        "-C",
+        dir,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .is_empty();
+    if dirty {
+        format!("{head} (with uncommitted changes)")
+    } else {
+        head
+    }
+}
+
+fn ratios(flows: &[FlowResult]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for f in flows.iter().filter(|f| f.receiver.starts_with("iplock_")) {
+        for base in flows.iter().filter(|b| {
+            b.flow == f.flow
+                && b.receiver.starts_with("iptables_")
+                && !b.receiver.ends_with("article_order")
+        }) {
+            out.push(Ratio {
+                flow: f.flow,
+                receiver: f.receiver.clone(),
+                versus: base.receiver.clone(),
+                dropped_pps_ratio: f.dropped_pps.median / base.dropped_pps.median.max(1.0),
+                cpu_ratio: base.ns_per_frame.median / f.ns_per_frame.median,
+            });
+        }
+    }
+    out
+}
+
+fn targets(cost: Option<&Costs>, ratios: &[Ratio]) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(c) = cost {
+        for p in &c.paths {
+            out.push(Target {
+                what: format!("cost of {} over the empty program", p.name),
+                target: format!("<= {:.0} ns", p.target_ns),
+                measured: format!("{} ns", p.over_empty_ns.show(0)),
+                met: p.target_met,
+            });
+        }
+    }
+    for r in ratios
+        .iter()
+        .filter(|r| r.flow == Flow::SynFlood && r.receiver == "iplock_native")
+    {
+        out.push(Target {
+            what: format!("SYN flood dropped by iplock native vs {}", r.versus),
+            target: ">= 5x".into(),
+            measured: format!("{:.1}x", r.dropped_pps_ratio),
+            met: r.dropped_pps_ratio >= 5.0,
+        });
+    }
+    out
+}
+
+fn mpps(x: f64) -> String {
+    format!("{:.2}", x / 1e6)
+}
+
+pub fn cost_table(c: &Costs) -> String {
+    let mut s = String::from(
+        "| path | verdict | iplock ns | empty XDP_PASS ns | empty XDP_DROP ns | iplock − empty ns | target | met |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for p in &c.paths {
+        let _ = writeln!(
+            s,
+            "| `{}`: {} | {} | {} | {} | {} | **{}** | ≤ {:.0} | {} |",
+            p.name,
+            p.what,
+            p.verdict,
+            p.iplock_ns.show(0),
+            p.empty_pass_ns.show(0),
+            p.empty_drop_ns.show(0),
+            p.over_empty_ns.show(0),
+            p.target_ns,
+            if p.target_met { "yes" } else { "no" }
+        );
+    }
+    s
+}
+
+pub fn reference_table(c: &Costs) -> String {
+    let mut s = String::from("| primitive | ns | over the empty program, ns |\n|---|---|---|\n");
+    for r in &c.references {
+        let _ = writeln!(
+            s,
+            "| `{}`: {} | {} | {} |",
+            r.name,
+            r.what,
+            r.ns.show(0),
+            r.over_empty_ns.show(0)
+        );
+    }
+    s
+}
+
+/// Where the frames of a run went, in the mechanism's own words.
+fn fate(f: &FlowResult) -> String {
+    let a = &f.last_run;
+    let mut parts: Vec<String> = Vec::new();
+    if a.ring_full > 0 {
+        parts.push(format!("ring full {}", a.ring_full));
+    }
+    if !a.iplock.is_empty() {
+        parts.extend(a.iplock.iter().map(|(k, v)| format!("{k} {v}")));
+    } else if !a.iptables.is_empty() || a.iptables_policy_drops > 0 {
+        for (rule, n) in &a.iptables {
+            let label = if rule.ends_with("-j DROP") && rule.contains("hacker") {
+                "hacker DROP"
+            } else if rule.ends_with("-j DROP") {
+                "port 22 DROP"
+            } else if rule.ends_with("-j ACCEPT") {
+                "ACCEPT"
+            } else {
+                continue;
+            };
+            parts.push(format!("{label} {n}"));
+        }
+        if a.iptables_policy_drops > 0 {
+            parts.push(format!("policy DROP {}", a.iptables_policy_drops));
+        }
+    } else if a.xdp_dropped > 0 {
+        parts.push(format!("XDP drop {}", a.xdp_dropped));
+    }
+    if a.tcp_in > 0 {
+        parts.push(format!("to TCP {} (resets {})", a.tcp_in, a.tcp_out_rsts));
+    }
+    format!("{} of {}: {}", a.generated, a.generated, parts.join(", "))
+}
+
+pub fn throughput_table(flows: &[FlowResult]) -> String {
+    let mut s = String::from(
+        "| flow | receiver | CPU ns per frame | Mpps handled | Mpps dropped | Mpps (wall) | frames of the last run |\n|---|---|---|---|---|---|---|\n",
+    );
+    for f in flows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            f.flow.name(),
+            f.receiver,
+            f.ns_per_frame.show(0),
+            mpps(f.pps.median),
+            mpps(f.dropped_pps.median),
+            mpps(f.wall_pps.median),
+            fate(f)
+        );
+    }
+    s
+}
+
+pub fn ratio_table(ratios: &[Ratio]) -> String {
+    let mut s = String::from(
+        "| flow | iplock | versus | frames dropped per second, ratio | CPU time per frame, ratio |\n|---|---|---|---|---|\n",
+    );
+    for r in ratios {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.1}x | {:.1}x |",
+            r.flow.name(),
+            r.receiver,
+            r.versus,
+            r.dropped_pps_ratio,
+            r.cpu_ratio
+        );
+    }
+    s
+}
+
+pub fn pressure_table(p: &Pressure) -> String {
+    let mut s = String::from(
+        "| flood (new sources/s asked) | reached | door opened | legitimate progress after each knock, per trial |\n|---|---|---|---|\n",
+    );
+    for r in &p.rates {
+        let trials: Vec<String> = r
+            .trials
+            .iter()
+            .map(|t| {
+                let steps: Vec<String> = t
+                    .steps_seen
+                    .iter()
+                    .map(|s| s.map_or("–".into(), |n| n.to_string()))
+                    .collect();
+                format!(
+                    "{}{}",
+                    steps.join("/"),
+                    if t.opened { " open" } else { " refused" }
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {}/{} | {} |",
+            r.target_pps.map_or("unpaced".into(), |n| n.to_string()),
+            r.achieved_pps.show(0),
+            r.opened,
+            r.trials.len(),
+            trials.join("; ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nSource map: {} entries, memlock {} KiB; ban map (default size) memlock {} KiB. Door opened in every trial up to {}; in none from {}.",
+        p.sources_map_entries,
+        p.sources_map_memlock_bytes / 1024,
+        p.bans_map_memlock_bytes / 1024,
+        p.all_opened_up_to_pps
+            .map_or("no rate".into(), |r| format!("{r:.0} new sources/s")),
+        p.none_opened_from_pps
+            .map_or("no rate tried".into(), |r| format!("{r:.0} new sources/s")),
+    );
+    s
+}
+
+pub fn control_table(c: &Control) -> String {
+    format!(
+        "| figure | median (min–max) |\n|---|---|\n\
+         | `iplock load` (default map sizes), ms | {} |\n\
+         | `iplock unload`, ms | {} |\n\
+         | `iplock status --json` with {} sources and {} bans, ms | {} |\n\
+         | its output, bytes | {} |\n\
+         | memlock of the default maps: sources / bans, KiB | {} / {} |\n\
+         | memlock of the status run's maps ({}): sources / bans, KiB | {} / {} |\n",
+        c.load_ms.show(1),
+        c.unload_ms.show(1),
+        c.status_entries,
+        c.status_entries,
+        c.status_json_ms.show(1),
+        c.status_json_bytes,
+        c.default_sources_memlock_bytes / 1024,
+        c.default_bans_memlock_bytes / 1024,
+        c.status_config
+            .lines()
+            .filter(|l| l.starts_with("sources") || l.starts_with("bans"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        c.big_sources_memlock_bytes / 1024,
+        c.big_bans_memlock_bytes / 1024,
+    )
+}
+
+pub fn targets_table(targets: &[Target]) -> String {
+    let mut s =
+        String::from("| target | wanted | measured (median, min–max) | met |\n|---|---|---|---|\n");
+    for t in targets {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            t.what,
+            t.target,
+            t.measured,
+            if t.met { "yes" } else { "**no**" }
+        );
+    }
+    s
+}
+
+/// BENCHMARKS.md: the template with this run's tables filled in.
+pub fn markdown(r: &Results) -> String {
+    let cost = r.cost.as_ref().expect("complete results");
+    let flows = r.throughput.as_deref().expect("complete results");
+    let pressure = r.pressure.as_ref().expect("complete results");
+    let control = r.control.as_ref().expect("complete results");
+    let machine = format!(
+        "{} — run {} at commit {}, {:.0} s; load average {} at the start, {} at the end",
+        r.machine.describe(),
+        r.date_utc,
+        r.commit,
+        r.duration_s,
+        r.loadavg_at_start,
+        r.loadavg_at_end
+    );
+    include_str!("../BENCHMARKS.template.md")
+        .replace("{{machine}}", &machine)
+        .replace("{{targets}}", &targets_table(&r.targets))
+        .replace("{{cost_config}}", cost.config.trim_end())
+        .replace("{{cost_table}}", &cost_table(cost))
+        .replace("{{reference_table}}", &reference_table(cost))
+        .replace("{{throughput_table}}", &throughput_table(flows))
+        .replace("{{ratio_table}}", &ratio_table(&r.ratios))
+        .replace("{{pressure_config}}", pressure.config.trim_end())
+        .replace("{{pressure_table}}", &pressure_table(pressure))
+        .replace("{{control_table}}", &control_table(control))
+}
