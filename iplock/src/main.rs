@@ -33,6 +33,8 @@ enum Command {
     Calc(cmd::calc::CalcArgs),
     /// Make the shared secret of rotating knocks.
     Secret(cmd::secret::SecretArgs),
+    /// Write man pages and shell completions generated from these definitions.
+    GenerateDocs(cmd::generate_docs::GenerateDocsArgs),
 }
 
 fn main() {
@@ -49,6 +51,7 @@ fn main() {
         Command::Knock(a) => cmd::knock::run(a),
         Command::Calc(a) => cmd::calc::run(a),
         Command::Secret(a) => cmd::secret::run(a),
+        Command::GenerateDocs(a) => cmd::generate_docs::run::<Cli>(a),
     };
     if let Err(e) = result {
         eprintln!("iplock: {e}");

@@ -3,6 +3,7 @@ mod bench;
 mod cleanup;
 mod cmd;
 mod demo;
+mod man;
 mod netns;
 mod setup;
 mod test;
@@ -33,6 +34,8 @@ enum Task {
     },
     /// Setup, then show a knock opening the door in a namespace pair it creates and removes; needs root
     Demo,
+    /// Build iplock and write its man pages and shell completions to target/man
+    Man,
     /// Setup, then the benchmarks: bench/results.json and BENCHMARKS.md; needs root, about 5 minutes
     Bench {
         /// Arguments passed on to iplock-bench, e.g. `--only cost`
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(&root),
         Task::Test { cargo_test_args } => test::run(&root, &cargo_test_args),
         Task::Demo => demo::run(&root),
+        Task::Man => man::run(&root),
         Task::Bench { bench_args } => bench::run(&root, &bench_args),
     };
     // Printed by hand: anyhow's Debug output would add a backtrace whenever

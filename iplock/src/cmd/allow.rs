@@ -24,6 +24,9 @@ pub struct AllowArgs {
 #[derive(Subcommand, Debug)]
 pub enum AllowAction {
     /// Let an address or CIDR block pass without knocking, now.
+    #[command(
+        after_help = "Example:\n  iplock allow add 198.51.100.7 --for 8h\n  iplock allow add 2001:db8:42::/48"
+    )]
     Add {
         cidr: String,
         /// Stop matching after this long (e.g. 8h); permanent without it.
@@ -31,8 +34,10 @@ pub enum AllowAction {
         duration: Option<String>,
     },
     /// Remove an entry from the allow list.
+    #[command(after_help = "Example:\n  iplock allow del 198.51.100.7")]
     Del { cidr: String },
     /// Show the allow list.
+    #[command(after_help = "Example:\n  iplock allow list --json")]
     List {
         #[arg(long)]
         json: bool,

@@ -27,6 +27,9 @@ pub struct BanArgs {
 #[derive(Subcommand, Debug)]
 pub enum BanAction {
     /// Drop everything from an address (an IPv6 address bans its configured prefix).
+    #[command(
+        after_help = "Example:\n  iplock ban add 192.0.2.66 --for 1d\n  iplock ban add 2001:db8:66::1"
+    )]
     Add {
         addr: String,
         /// How long; the filter's ban time without it.
@@ -34,13 +37,16 @@ pub enum BanAction {
         duration: Option<String>,
     },
     /// Lift the ban covering an address.
+    #[command(after_help = "Example:\n  iplock ban del 192.0.2.66")]
     Del { addr: String },
     /// Show the bans in force.
+    #[command(after_help = "Example:\n  iplock ban list --json")]
     List {
         #[arg(long)]
         json: bool,
     },
     /// Lift every ban.
+    #[command(after_help = "Example:\n  iplock ban flush")]
     Flush,
 }
 
