@@ -17,6 +17,7 @@ pub struct SecretArgs {
 #[derive(Subcommand, Debug)]
 pub enum SecretAction {
     /// Print a new 32-byte secret as hex (a file it is redirected to gets mode 600).
+    #[command(after_help = "Example:\n  iplock secret new > /etc/iplock/secret")]
     New,
 }
 
