@@ -169,8 +169,14 @@ fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &m
     }
     let mut new = old;
     match next {
-        // A rotating sequence opens the door once: a replay of it is wrong.
-        Some((seq, step)) if !(step == seq.count && seq.id != 0 && look.spent(seq.id)) => {
+        // A rotating sequence opens the door once. Completing it again is
+        // refused like a wrong knock but not banned: it may be the client
+        // that used it, knocking again within the period.
+        Some((seq, step)) if step == seq.count && seq.id != 0 && look.spent(seq.id) => {
+            new.step = 0;
+            d.counter = Counter::WrongKnock;
+        }
+        Some((seq, step)) => {
             new.step = step;
             new.seq = seq.id;
             new.last_knock_ns = now;

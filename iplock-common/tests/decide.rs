@@ -1463,7 +1463,7 @@ fn any_time() -> impl Strategy<Value = u64> {
 
 fn any_fake() -> impl Strategy<Value = Fake> {
     (
-        prop::option::of(any_time().prop_map(|t| AllowEntry::at_runtime(t))),
+        prop::option::of(any_time().prop_map(AllowEntry::at_runtime)),
         prop::option::of((any_time(), 1u32..=4).prop_map(|(t, r)| ban(t, r))),
         prop::option::of(
             (0u32..=MAX_STEPS as u32 + 1, any_time(), any_time())
@@ -1706,7 +1706,7 @@ proptest! {
         c.flags &= !FLAG_KNOCK_CLEARS_BAN;
         let mut f = Fake {
             ban: Some(ban(until, BAN_MANUAL)),
-            allow: allow_until.map(|u| AllowEntry::at_runtime(u)),
+            allow: allow_until.map(AllowEntry::at_runtime),
             ..fake
         };
         let d = f.decide(pkt, &c, T0);

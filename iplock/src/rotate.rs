@@ -13,6 +13,7 @@ use crate::secret::Secret;
 
 /// Domain separation for the HMAC input, so the secret serves nothing else.
 const LABEL: &[u8] = b"iplock rotating knock v1";
+const ID_LABEL: &[u8] = b"iplock rotating knock id v1";
 
 /// How a rotating sequence is made.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,12 +35,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The id the kernel knows a period's sequence by: never 0, which marks a
-/// fixed sequence.
-pub fn sequence_id(index: u64) -> u32 {
-    (index as u32).max(1)
 }
 
 /// A stream of uniform 32-bit words from HMAC(secret, label, index, block).
@@ -81,6 +76,30 @@ impl Words {
 }
 
 impl Rotation {
+    /// The id the kernel knows period `index`'s sequence by, for marking
+    /// it spent: from the same HMAC, so a new secret's sequences are never
+    /// taken for the old one's; never 0, which marks a fixed sequence.
+    pub fn sequence_id(&self, index: u64) -> u32 {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
+        mac.update(ID_LABEL);
+        mac.update(&index.to_be_bytes());
+        let out = mac.finalize().into_bytes();
+        u32::from_be_bytes([out[0], out[1], out[2], out[3]]).max(1)
+    }
+
+    /// How early the filter switches to the next period's sequence: the
+    /// previous one stays valid, so an early switch costs a client whose
+    /// clock is right nothing and lets one whose clock runs a little ahead,
+    /// or who knocks right at the boundary, in.
+    pub fn lead(&self) -> u64 {
+        (self.period.as_secs() / 4).clamp(1, 2)
+    }
+
+    /// The period the filter is in at `unix_secs` (see [`Rotation::lead`]).
+    pub fn filter_period(&self, unix_secs: u64) -> u64 {
+        period_index(unix_secs + self.lead(), self.period)
+    }
+
     /// The sequence of period `index`: `steps` distinct ports drawn
     /// uniformly from 1..=65535 without the `excluded` ones (protected and
     /// trap ports), redrawn while it is sorted either way (from 3 steps on),
@@ -211,7 +230,18 @@ mod tests {
         let p = Duration::from_secs(30);
         assert_eq!(period_index(59, p), 1);
         assert_eq!(period_index(60, p), 2);
-        assert_eq!(sequence_id(0), 1);
-        assert_eq!(sequence_id(5), 5);
+        let r = rot(false, 3);
+        assert_ne!(r.sequence_id(5), r.sequence_id(6));
+        let other = Rotation {
+            secret: [8; 32],
+            ..r.clone()
+        };
+        assert_ne!(r.sequence_id(5), other.sequence_id(5));
+        assert_eq!(r.filter_period(27), 0);
+        assert_eq!(
+            r.filter_period(28),
+            1,
+            "switches 2 s before the boundary of a 30 s period"
+        );
     }
 }

@@ -383,13 +383,13 @@ impl Settings {
         match &self.rotate {
             None => c.step_count = kernel_steps(&mut c.steps, &self.knock),
             Some(r) => {
-                let index = rotate::period_index(unix_secs, r.period);
+                let index = r.filter_period(unix_secs);
                 let excluded = self.excluded_ports();
                 c.step_count = kernel_steps(&mut c.steps, &r.sequence(index, &excluded));
-                c.seq_id = rotate::sequence_id(index);
+                c.seq_id = r.sequence_id(index);
                 let prev = index.saturating_sub(1);
                 c.prev_step_count = kernel_steps(&mut c.prev_steps, &r.sequence(prev, &excluded));
-                c.prev_seq_id = rotate::sequence_id(prev);
+                c.prev_seq_id = r.sequence_id(prev);
             }
         }
         c.protect[..self.protect.len()].copy_from_slice(&self.protect);

@@ -182,7 +182,7 @@ fn watch_interfaces(settings: &Settings, dir: &PinDir, missing: &mut Vec<String>
 /// The rotation period the clock is in, if knocks rotate.
 fn current_period(settings: &Settings) -> Option<u64> {
     let r = settings.rotate.as_ref()?;
-    Some(rotate::period_index(rotate::unix_now(), r.period))
+    Some(r.filter_period(rotate::unix_now()))
 }
 
 /// Writes the new period's sequence (and the one before it) into the
