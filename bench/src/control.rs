@@ -170,9 +170,9 @@ fn status_runs(
         let ip = IpAddr::V6(Ipv6Addr::new(
             0x2001,
             0xdb8,
-            0xe000,
+            0xe000 | (i >> 16) as u16,
             i as u16,
-            (i >> 16) as u16,
+            0,
             0,
             0,
             1,

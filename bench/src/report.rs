@@ -294,8 +294,16 @@ pub fn pressure_table(p: &Pressure) -> String {
                     .iter()
                     .map(|s| s.map_or("–".into(), |n| n.to_string()))
                     .collect();
+                let lost = if t.ring_full + t.stack_drops > 0 {
+                    format!(
+                        " (ring refused {} flood frames, {} client packets)",
+                        t.ring_full, t.stack_drops
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{}{}",
+                    "{}{}{lost}",
                     steps.join("/"),
                     if t.opened { " open" } else { " refused" }
                 )
