@@ -201,7 +201,7 @@ fn read_file(path: &Path) -> Result<File> {
         input(format!(
             "the config file {} is invalid:{line} {}",
             path.display(),
-            e.message().trim()
+            e.message().trim().replace('\n', "; ")
         ))
     })
 }

@@ -1,4 +1,4 @@
-//! Development tasks for iplock: `cargo xtask setup|test|demo`.
+//! Development tasks for iplock: `cargo xtask setup|test|demo|man|bench`.
 mod bench;
 mod cleanup;
 mod cmd;

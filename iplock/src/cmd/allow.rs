@@ -39,6 +39,7 @@ pub enum AllowAction {
     /// Show the allow list.
     #[command(after_help = "Example:\n  iplock allow list --json")]
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

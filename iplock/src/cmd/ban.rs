@@ -42,6 +42,7 @@ pub enum BanAction {
     /// Show the bans in force.
     #[command(after_help = "Example:\n  iplock ban list --json")]
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

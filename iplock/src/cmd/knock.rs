@@ -201,7 +201,10 @@ mod tests {
             (args(Some("1"), Some(path.clone())), "only one of"),
             (args(Some(" , "), None), "empty"),
             (args(Some("tcp:100,sctp:5"), None), "sctp"),
-            (args(None, Some(path.clone())), "neither a `knock` nor a `rotate` key"),
+            (
+                args(None, Some(path.clone())),
+                "neither a `knock` nor a `rotate` key",
+            ),
             (
                 args(None, Some("/nonexistent/iplock.toml".into())),
                 "cannot read",
