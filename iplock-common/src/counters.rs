@@ -33,10 +33,12 @@ pub enum Counter {
     Trapped = 12,
     /// Bans added by the program (an event, not a verdict).
     BansAdded = 13,
+    /// Fragments or header chains built to hide the transport header: dropped.
+    Malformed = 14,
 }
 
 /// Number of counters (size of the counter map).
-pub const COUNTERS: u32 = 14;
+pub const COUNTERS: u32 = 15;
 
 impl Counter {
     /// Every counter in index order.
@@ -55,6 +57,7 @@ impl Counter {
         Counter::KnockNoise,
         Counter::Trapped,
         Counter::BansAdded,
+        Counter::Malformed,
     ];
 
     /// Name used in `iplock status` and its JSON.
@@ -74,6 +77,7 @@ impl Counter {
             Counter::KnockNoise => "knock_noise",
             Counter::Trapped => "trapped",
             Counter::BansAdded => "bans_added",
+            Counter::Malformed => "malformed",
         }
     }
 }

@@ -16,11 +16,12 @@ use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
 use iplock_common::events::{EVENTS_BYTES, Event};
-use iplock_common::packet::Packet;
 use iplock_common::names::{
     DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
 };
+use iplock_common::packet::Packet;
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
+use parse::Unclassified;
 
 #[map]
 static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -55,22 +56,25 @@ static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
 #[xdp]
 pub fn iplock(ctx: XdpContext) -> u32 {
-    // A packet the parser cannot classify is passed, as the contract says;
-    // that is the only way try_iplock fails.
+    // The parser's refusal is the only way try_iplock fails.
     match try_iplock(&ctx) {
         Ok(verdict) => verdict,
-        Err(parse::NotClassified) => {
+        Err(Unclassified::Pass) => {
             count(Counter::NotClassified);
             XDP_PASS
+        }
+        Err(Unclassified::Malformed) => {
+            count(Counter::Malformed);
+            XDP_DROP
         }
     }
 }
 
 #[inline(always)]
-fn try_iplock(ctx: &XdpContext) -> Result<u32, parse::NotClassified> {
+fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
     let parse::Parsed { src, pkt } = parse::parse(ctx)?;
     // Index 0 of an array map always exists; the check is for the verifier.
-    let cfg = IPLOCK_CONFIG.get(0).ok_or(parse::NotClassified)?;
+    let cfg = IPLOCK_CONFIG.get(0).ok_or(Unclassified::Pass)?;
     // SAFETY: a helper without arguments or preconditions.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let ban_key = addr::ban_key(&src, cfg.ban_prefix_v6);

@@ -1,6 +1,8 @@
 //! Packet parsing: Ethernet (up to two VLAN tags), IPv4 or IPv6 (with
 //! extension headers), then TCP or UDP. Every read goes through [`ptr_at`],
-//! which is the one bounds check the verifier needs to see.
+//! which is the one bounds check the verifier needs to see; the IP length
+//! fields bound what belongs to the datagram, because the kernel trims the
+//! rest as link-layer padding and must not be fooled by bytes it ignores.
 
 use core::mem;
 
@@ -12,9 +14,21 @@ use network_types::ip::{IpProto, Ipv4Hdr, Ipv6Hdr};
 use network_types::udp::UdpHdr;
 use network_types::vlan::VlanHdr;
 
-/// The packet is not TCP/UDP over IP, is a non-first fragment, or is too
-/// short to tell; the program passes it untouched.
-pub struct NotClassified;
+/// Why a frame yields no [`Parsed`].
+pub enum Unclassified {
+    /// Not TCP/UDP over IP, a non-first fragment, or too short (or with
+    /// lengths too wrong) for the kernel to accept: passed, as the contract
+    /// says.
+    Pass,
+    /// Built to hide its transport header from this parser while the kernel
+    /// would still reassemble or parse it (RFC 1858, RFC 7112): a first
+    /// fragment that ends before the TCP flags or the UDP header, an IPv4
+    /// TCP fragment at offset 1, or an IPv6 extension-header chain longer
+    /// than the parser follows. Dropped.
+    Malformed,
+}
+
+use Unclassified::{Malformed, Pass};
 
 /// A classified packet: its source and what the decision needs.
 pub struct Parsed {
@@ -22,12 +36,26 @@ pub struct Parsed {
     pub pkt: Packet,
 }
 
+/// The network layer of a packet, as far as the transport header.
+struct Net {
+    src: AddrKey,
+    proto: u8,
+    /// Offset of the transport header.
+    l4: usize,
+    /// Offset of the end of the datagram (never past the frame).
+    end: usize,
+    /// The first of several fragments: the kernel reassembles the transport
+    /// header from what follows, so one cut short here is hiding something.
+    first_fragment: bool,
+}
+
 /// VLAN tags the parser looks through (802.1Q inside 802.1ad is the deepest
 /// stacking seen in practice).
 const MAX_VLAN_TAGS: usize = 2;
 
-/// IPv6 extension headers the parser skips before giving up. Legitimate
-/// traffic carries one or two; the bound keeps the verifier's work finite.
+/// IPv6 extension headers the parser skips. Legitimate traffic carries one
+/// or two; the bound keeps the verifier's work finite, and a longer chain
+/// is dropped rather than passed, since the kernel follows any length.
 const MAX_IPV6_EXT_HEADERS: usize = 6;
 
 /// TCP header bytes up to and including the flags byte (offset 13).
@@ -35,19 +63,30 @@ const TCP_THROUGH_FLAGS: usize = 14;
 
 /// IPv4 "more fragments" flag and fragment offset share one 16-bit field;
 /// the low 13 bits are the offset.
+const IPV4_MORE_FRAGMENTS: u16 = 0x2000;
 const IPV4_FRAG_OFFSET_MASK: u16 = 0x1fff;
 
-/// IPv6 fragment header: the offset is the top 13 bits of bytes 2..4.
+/// IPv6 fragment header: the offset is the top 13 bits of bytes 2..4, the
+/// "more fragments" flag the lowest bit.
 const IPV6_FRAG_OFFSET_MASK: u16 = 0xfff8;
+const IPV6_MORE_FRAGMENTS: u16 = 0x0001;
+
+/// Authentication Header: its length field counts 4-octet units, minus 2.
+const IPPROTO_AH: u8 = 51;
 
 #[inline(always)]
-fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, NotClassified> {
+fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*const T, Unclassified> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + offset + mem::size_of::<T>() > end {
-        return Err(NotClassified);
+        return Err(Pass);
     }
     Ok((start + offset) as *const T)
+}
+
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
 }
 
 #[inline(always)]
@@ -57,9 +96,16 @@ fn read_be16(p: *const u16) -> u16 {
     u16::from_be(unsafe { p.read_unaligned() })
 }
 
+/// A header that does not fit in the datagram: the kernel drops such a
+/// packet, unless it is a first fragment, whose rest comes later.
+#[inline(always)]
+fn cut(first_fragment: bool) -> Unclassified {
+    if first_fragment { Malformed } else { Pass }
+}
+
 /// Parses the frame down to the transport header.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Parsed, NotClassified> {
+pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
     let eth: *const EthHdr = ptr_at(ctx, 0)?;
     // SAFETY: bounds-checked by ptr_at.
     let mut ether_type = read_be16(unsafe { &raw const (*eth).ether_type });
@@ -76,97 +122,163 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, NotClassified> {
         off += VlanHdr::LEN;
     }
 
-    let (src, proto, l4) = if ether_type == u16::from_be(EtherType::Ipv4 as u16) {
+    let net = if ether_type == u16::from_be(EtherType::Ipv4 as u16) {
         ipv4(ctx, off)?
     } else if ether_type == u16::from_be(EtherType::Ipv6 as u16) {
         ipv6(ctx, off)?
     } else {
-        return Err(NotClassified);
+        return Err(Pass);
     };
 
-    let pkt = if proto == PROTO_TCP {
-        let tcp: *const [u8; TCP_THROUGH_FLAGS] = ptr_at(ctx, l4)?;
+    if net.proto != PROTO_TCP && net.proto != PROTO_UDP {
+        return Err(Pass);
+    }
+    let need = if net.proto == PROTO_TCP {
+        TCP_THROUGH_FLAGS
+    } else {
+        UdpHdr::LEN
+    };
+    if net.l4 + need > net.end {
+        return Err(cut(net.first_fragment));
+    }
+    // The datagram ends within the frame, so these reads cannot fail; the
+    // verifier needs to see the frame's bound all the same.
+    let pkt = if net.proto == PROTO_TCP {
+        let tcp: *const [u8; TCP_THROUGH_FLAGS] = ptr_at(ctx, net.l4)?;
         // SAFETY: bounds-checked by ptr_at; a byte array has no alignment.
         let tcp = unsafe { &*tcp };
         Packet {
-            proto,
+            proto: PROTO_TCP,
             dport: u16::from_be_bytes([tcp[2], tcp[3]]),
             tcp_flags: tcp[13],
         }
-    } else if proto == PROTO_UDP {
-        let udp: *const UdpHdr = ptr_at(ctx, l4)?;
+    } else {
+        let udp: *const UdpHdr = ptr_at(ctx, net.l4)?;
         Packet {
-            proto,
+            proto: PROTO_UDP,
             // SAFETY: bounds-checked by ptr_at; UdpHdr is all byte arrays.
             dport: unsafe { (*udp).dst_port() },
             tcp_flags: 0,
         }
-    } else {
-        return Err(NotClassified);
     };
-    Ok(Parsed { src, pkt })
+    Ok(Parsed { src: net.src, pkt })
 }
 
-/// Source, transport protocol and transport header offset of an IPv4 packet.
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, off: usize) -> Result<(AddrKey, u8, usize), NotClassified> {
+fn ipv4(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     let ip: *const Ipv4Hdr = ptr_at(ctx, off)?;
     // SAFETY: bounds-checked by ptr_at; Ipv4Hdr is all bytes and byte arrays.
     let ip = unsafe { &*ip };
     if ip.vihl >> 4 != 4 {
-        return Err(NotClassified);
+        return Err(Pass);
     }
     let ihl = usize::from(ip.vihl & 0x0f) * 4;
-    if ihl < Ipv4Hdr::LEN {
-        return Err(NotClassified);
+    let total = usize::from(u16::from_be_bytes(ip.tot_len));
+    // The kernel drops these before looking further.
+    if ihl < Ipv4Hdr::LEN || total < ihl || off + total > frame_len(ctx) {
+        return Err(Pass);
     }
-    // A non-first fragment carries no transport header; the kernel decides
-    // about the reassembled datagram by its first fragment.
-    if u16::from_be_bytes(ip.frags) & IPV4_FRAG_OFFSET_MASK != 0 {
-        return Err(NotClassified);
+    let frags = u16::from_be_bytes(ip.frags);
+    let frag_offset = frags & IPV4_FRAG_OFFSET_MASK;
+    if frag_offset != 0 {
+        // A non-first fragment carries no transport header; the kernel
+        // decides about the reassembled datagram by its first fragment.
+        // Except at offset 1 (8 bytes), where a TCP fragment can only be
+        // rewriting the flags of the first one (RFC 1858).
+        return Err(if frag_offset == 1 && ip.proto == PROTO_TCP {
+            Malformed
+        } else {
+            Pass
+        });
     }
-    Ok((addr::from_v4_bytes(ip.src_addr), ip.proto, off + ihl))
+    Ok(Net {
+        src: addr::from_v4_bytes(ip.src_addr),
+        proto: ip.proto,
+        l4: off + ihl,
+        end: off + total,
+        first_fragment: frags & IPV4_MORE_FRAGMENTS != 0,
+    })
 }
 
-/// Source, transport protocol and transport header offset of an IPv6
-/// packet, after the extension headers a host may put before it.
+/// The IPv6 header and the extension headers a host may put before the
+/// transport header.
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, off: usize) -> Result<(AddrKey, u8, usize), NotClassified> {
+fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     let ip: *const Ipv6Hdr = ptr_at(ctx, off)?;
     // SAFETY: bounds-checked by ptr_at; Ipv6Hdr is all bytes and byte arrays.
     let ip = unsafe { &*ip };
     if ip.vcf[0] >> 4 != 6 {
-        return Err(NotClassified);
+        return Err(Pass);
     }
-    let src = ip.src_addr;
     let mut next = ip.next_hdr;
+    let payload = usize::from(u16::from_be_bytes(ip.payload_len));
+    // Length 0 behind a hop-by-hop header announces a jumbogram, whose
+    // length is an option; the frame is then the most the kernel can use.
+    let end = if payload == 0 && next == IpProto::HopOpt as u8 {
+        frame_len(ctx)
+    } else {
+        off + Ipv6Hdr::LEN + payload
+    };
+    if end > frame_len(ctx) {
+        return Err(Pass);
+    }
     let mut off = off + Ipv6Hdr::LEN;
+    let mut first_fragment = false;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         if next == IpProto::HopOpt as u8
             || next == IpProto::Ipv6Route as u8
             || next == IpProto::Ipv6Opts as u8
+            || next == IPPROTO_AH
         {
-            // Next header, then length in 8-octet units not counting the first.
+            if off + 2 > end {
+                return Err(cut(first_fragment));
+            }
+            // Next header, then the length.
             let ext: *const [u8; 2] = ptr_at(ctx, off)?;
             // SAFETY: bounds-checked by ptr_at.
             let ext = unsafe { &*ext };
+            let len = usize::from(ext[1]);
+            off += if next == IPPROTO_AH {
+                (len + 2) * 4
+            } else {
+                // 8-octet units not counting the first.
+                (len + 1) * 8
+            };
             next = ext[0];
-            off += (usize::from(ext[1]) + 1) * 8;
         } else if next == IpProto::Ipv6Frag as u8 {
+            if off + 8 > end {
+                return Err(cut(first_fragment));
+            }
             // Fixed 8 bytes: next header, reserved, offset + flags, id.
             let frag: *const [u8; 8] = ptr_at(ctx, off)?;
             // SAFETY: bounds-checked by ptr_at.
             let frag = unsafe { &*frag };
-            if u16::from_be_bytes([frag[2], frag[3]]) & IPV6_FRAG_OFFSET_MASK != 0 {
-                return Err(NotClassified);
+            let field = u16::from_be_bytes([frag[2], frag[3]]);
+            if field & IPV6_FRAG_OFFSET_MASK != 0 {
+                return Err(Pass);
             }
+            // Without "more fragments" it is an atomic fragment (RFC 6946):
+            // a whole packet the kernel processes as such.
+            first_fragment |= field & IPV6_MORE_FRAGMENTS != 0;
             next = frag[0];
             off += 8;
         } else {
             break;
         }
     }
-    // A chain longer than the bound leaves `next` at an extension header,
-    // which the caller rejects like any other non-TCP/UDP protocol.
-    Ok((src, next, off))
+    if next == IpProto::HopOpt as u8
+        || next == IpProto::Ipv6Route as u8
+        || next == IpProto::Ipv6Opts as u8
+        || next == IpProto::Ipv6Frag as u8
+        || next == IPPROTO_AH
+    {
+        return Err(Malformed);
+    }
+    Ok(Net {
+        src: ip.src_addr,
+        proto: next,
+        l4: off,
+        end,
+        first_fragment,
+    })
 }

@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use aya::maps::Map;
+use aya::programs::Xdp;
 use frame::{
-    ACK, ETHERTYPE_ARP, Ext, FIN, Frame, PSH, RST, SYN, TPID_8021AD, TPID_8021Q, icmp, non_ip, tcp,
-    udp,
+    ACK, ETHERTYPE_ARP, Ext, FIN, Frame, PSH, RST, SYN, TPID_8021AD, TPID_8021Q, icmp, ip_proto,
+    non_ip, tcp, udp,
 };
 use harness::{Harness, at, now_ns, privileged};
 use iplock_common::config::{
@@ -292,6 +293,20 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
         return;
     }
     let ebpf = harness::load(false);
+    let prog: &Xdp = ebpf
+        .program(names::PROGRAM)
+        .expect("object has the iplock program")
+        .try_into()
+        .expect("iplock is an XDP program");
+    let info = prog.info().expect("program info");
+    // Printed so that a change to the parser or the decision shows its cost
+    // against the verifier's budget of 1,000,000 instructions.
+    eprintln!(
+        "verifier: {} instructions processed, {} translated bytes",
+        info.verified_instruction_count()
+            .expect("kernel reports it"),
+        info.size_translated().expect("kernel reports it"),
+    );
     // The loader pins exactly these, so a map missing here breaks it and an
     // extra map would silently lose its state on every reload.
     // Sections of constants the compiler emits (`.rodata*`) become maps too;
@@ -944,7 +959,8 @@ fn trap_ports_ban() {
 }
 
 /// Contract item 6: everything else passes untouched: non-IP, non-TCP/UDP,
-/// non-first fragments and frames too short to classify.
+/// non-first fragments and frames too short to classify, which includes
+/// frames whose IP length fields the kernel rejects.
 #[test]
 fn unclassified_frames_pass_without_state() {
     // Frames that would be a closed-door SYN (drop and ban) if classified.
@@ -961,9 +977,16 @@ fn unclassified_frames_pass_without_state() {
         not_classified("ARP in a VLAN", non_ip(ETHERTYPE_ARP).vlan(TPID_8021Q)),
         not_classified("ICMP", icmp(A)),
         not_classified("ICMPv6", icmp(A6)),
-        not_classified("IPv4 non-first fragment", syn().fragment(1, true)),
+        not_classified("IPv4 non-first fragment", syn().fragment(2, true)),
+        not_classified(
+            "IPv4 UDP fragment at offset 1",
+            udp(A, 300).fragment(1, true),
+        ),
         not_classified("IPv4 last fragment", syn().fragment(185, false)),
-        not_classified("IPv6 non-first fragment", syn6().fragment(1, true)),
+        not_classified(
+            "IPv6 non-first fragment (offset 1 is no exception)",
+            syn6().fragment(1, true),
+        ),
         not_classified(
             "IPv6 last fragment behind a hop-by-hop header",
             syn6().ext(Ext::HopByHop { len: 0 }).fragment(2, false),
@@ -975,7 +998,40 @@ fn unclassified_frames_pass_without_state() {
         not_classified("IPv4 EtherType with version 6", syn().version(6)),
         not_classified("IPv6 EtherType with version 4", syn6().version(4)),
         not_classified("TCP cut one byte before the flags", syn().cut_transport(13)),
+        not_classified(
+            "TCP datagram ending one byte before the flags, padded with them",
+            syn().carry(13),
+        ),
         not_classified("UDP header cut short", udp(A, 300).cut_transport(7)),
+        not_classified(
+            "UDP datagram ending inside its header",
+            udp(A, 300).carry(7).cut_transport(7),
+        ),
+        not_classified("IPv4 total length below the IHL", syn().ip_len(19)),
+        not_classified("IPv4 total length past the frame", syn().ip_len(1500)),
+        not_classified("IPv4 IHL past the total length", syn().ihl(15).ip_len(40)),
+        not_classified("IPv6 payload length past the frame", syn6().ip_len(1000)),
+        not_classified(
+            "IPv6 payload length ending before the TCP flags",
+            syn6().carry(10),
+        ),
+        not_classified(
+            "IPv6 atomic fragment (no more to come) ending before the flags",
+            syn6().fragment(0, false).carry(8),
+        ),
+        not_classified(
+            "IPv6 no next header behind a hop-by-hop header",
+            ip_proto(A6, 59).ext(Ext::HopByHop { len: 0 }),
+        ),
+        not_classified("IPv6 ESP", ip_proto(A6, 50)),
+        not_classified(
+            "ICMPv6 behind six extension headers",
+            (0..6).fold(icmp(A6), |f, _| f.ext(Ext::DestOpts { len: 0 })),
+        ),
+        not_classified(
+            "frame ending inside the VLAN tag",
+            syn().vlan(TPID_8021Q).cut_frame(16),
+        ),
         not_classified("IPv6 header cut short", syn6().cut_network(39)),
         not_classified(
             "IPv6 extension header cut short",
@@ -989,10 +1045,6 @@ fn unclassified_frames_pass_without_state() {
             "three VLAN tags",
             syn().vlan(TPID_8021AD).vlan(TPID_8021Q).vlan(TPID_8021Q),
         ),
-        not_classified(
-            "seven IPv6 extension headers",
-            (0..7).fold(syn6(), |f, _| f.ext(Ext::DestOpts { len: 0 })),
-        ),
     ];
     cases.push(Case {
         name: "a banned source's ICMP and non-first fragments pass",
@@ -1001,7 +1053,7 @@ fn unclassified_frames_pass_without_state() {
             for_s: 60,
             reason: BAN_MANUAL,
         }],
-        frames: vec![(icmp(A), Pass), (syn().fragment(1, false), Pass)],
+        frames: vec![(icmp(A), Pass), (syn().fragment(2, false), Pass)],
         bans: vec![ban(A, BAN_MANUAL)],
         counters: vec![(NotClassified, 2)],
         ..Case::default()
@@ -1019,6 +1071,127 @@ fn unclassified_frames_pass_without_state() {
         ..Case::default()
     });
     run_cases("unclassified_frames_pass_without_state", &cases);
+}
+
+/// Frames built to hide their transport header from the parser while the
+/// kernel would still reassemble or parse it are dropped, whatever the
+/// source, and change nothing: first fragments that end before the TCP
+/// flags or inside the UDP header (RFC 1858, RFC 7112), IPv4 TCP fragments
+/// at offset 1, which can only be rewriting the first one's flags, and IPv6
+/// header chains longer than the parser follows.
+#[test]
+fn malformed_frames_drop_without_state() {
+    let malformed = |name, frame: Frame| Case {
+        name,
+        frames: vec![(frame, Drop)],
+        counters: vec![(Malformed, 1)],
+        ..Case::default()
+    };
+    let opts = |n: usize, f: Frame| (0..n).fold(f, |f, _| f.ext(Ext::DestOpts { len: 0 }));
+    let mut cases = vec![
+        malformed(
+            "IPv4 first fragment holding only the ports of a SYN to 22",
+            tcp(A, SSH, SYN).fragment(0, true).carry(8).cut_transport(8),
+        ),
+        malformed(
+            "IPv4 first fragment of 8 TCP bytes, padded with an ACK's flags",
+            tcp(A, SSH, ACK).fragment(0, true).carry(8),
+        ),
+        malformed(
+            "IPv4 first fragment ending one byte before the flags",
+            tcp(A, SSH, ACK).fragment(0, true).carry(13),
+        ),
+        malformed(
+            "IPv4 first fragment without transport bytes",
+            tcp(A, SSH, SYN).fragment(0, true).carry(0),
+        ),
+        malformed(
+            "IPv4 first fragment with half a UDP header",
+            udp(A, 300).fragment(0, true).carry(4),
+        ),
+        malformed(
+            "IPv4 TCP fragment at offset 1",
+            tcp(A, SSH, SYN).fragment(1, false),
+        ),
+        malformed(
+            "IPv4 TCP fragment at offset 1 with more to come",
+            tcp(A, SSH, SYN).fragment(1, true),
+        ),
+        malformed(
+            "IPv6 first fragment of 8 TCP bytes, padded with an ACK's flags",
+            tcp(A6, SSH, ACK).fragment(0, true).carry(8),
+        ),
+        malformed(
+            "IPv6 first fragment with half a UDP header",
+            udp(A6, 300).fragment(0, true).carry(4),
+        ),
+        malformed(
+            "IPv6 first fragment behind a hop-by-hop header, without transport bytes",
+            tcp(A6, SSH, SYN)
+                .ext(Ext::HopByHop { len: 0 })
+                .fragment(0, true)
+                .carry(0),
+        ),
+        malformed(
+            "IPv6 first fragment whose header chain runs past it",
+            tcp(A6, SSH, SYN)
+                .fragment(0, true)
+                .ext(Ext::DestOpts { len: 1 })
+                .ip_len(8 + 8),
+        ),
+        malformed(
+            "a SYN to 22 behind seven destination-options headers",
+            opts(7, tcp(A6, SSH, SYN)),
+        ),
+        malformed("ICMPv6 behind seven extension headers", opts(7, icmp(A6))),
+        malformed(
+            "six extension headers and a seventh, an atomic fragment header",
+            opts(6, tcp(A6, SSH, SYN)).fragment(0, false),
+        ),
+        malformed(
+            "seven extension headers, one an authentication header",
+            opts(6, udp(A6, 300)).ext(Ext::Auth { len: 1 }),
+        ),
+    ];
+    cases.push(Case {
+        name: "malformed frames drop from an allowed source and an open door, and change nothing",
+        seed: vec![
+            Seed::Allow {
+                cidr: "192.0.2.2/32",
+                for_s: None,
+            },
+            Seed::Source {
+                ip: B,
+                step: 3,
+                knock_s: -1,
+                open_s: Some(10),
+            },
+            Seed::Source {
+                ip: C,
+                step: 1,
+                knock_s: -1,
+                open_s: None,
+            },
+        ],
+        frames: vec![
+            (tcp(A, SSH, SYN).fragment(0, true).carry(8), Drop),
+            (tcp(B, SSH, SYN).fragment(0, true).carry(8), Drop),
+            (tcp(C, SSH, SYN).fragment(1, false), Drop),
+            (udp(C, 300).fragment(0, true).carry(0), Drop),
+            (tcp(A, SSH, SYN), Pass),
+            (tcp(B, SSH, SYN), Pass),
+            (udp(C, 300), Drop),
+        ],
+        sources: vec![src(B, 3, true), src(C, 2, false)],
+        counters: vec![
+            (Malformed, 4),
+            (Allowed, 1),
+            (DoorPassed, 1),
+            (KnockAdvanced, 1),
+        ],
+        ..Case::default()
+    });
+    run_cases("malformed_frames_drop_without_state", &cases);
 }
 
 /// The parser reaches TCP/UDP through VLAN tags, IPv4 options and IPv6
@@ -1059,8 +1232,23 @@ fn parser_reaches_the_transport_header() {
         ),
         first_knock("IPv4 first fragment", k().fragment(0, true), A),
         first_knock(
+            "IPv4 first fragment of 16 TCP bytes, flags included",
+            k().fragment(0, true).carry(16),
+            A,
+        ),
+        first_knock(
             "TCP header through the flags byte only",
-            k().cut_transport(14),
+            k().carry(14).cut_transport(14),
+            A,
+        ),
+        first_knock(
+            "TCP data offset 0, which the kernel rejects later",
+            k().data_offset(0),
+            A,
+        ),
+        first_knock(
+            "TCP data offset 15, past the segment",
+            k().data_offset(15),
             A,
         ),
         first_knock("IPv6 hop-by-hop", k6().ext(Ext::HopByHop { len: 0 }), A6),
@@ -1072,6 +1260,21 @@ fn parser_reaches_the_transport_header() {
         ),
         first_knock("IPv6 first fragment", k6().fragment(0, true), A6),
         first_knock(
+            "IPv6 first fragment of 16 TCP bytes, flags included",
+            k6().fragment(0, true).carry(16),
+            A6,
+        ),
+        first_knock(
+            "IPv6 authentication header",
+            k6().ext(Ext::Auth { len: 4 }),
+            A6,
+        ),
+        first_knock(
+            "IPv6 payload length 0 behind hop-by-hop (a jumbogram): the frame bounds it",
+            k6().ext(Ext::HopByHop { len: 0 }).ip_len(0),
+            A6,
+        ),
+        first_knock(
             "six IPv6 extension headers",
             k6().ext(Ext::HopByHop { len: 1 })
                 .ext(Ext::DestOpts { len: 0 })
@@ -1079,6 +1282,16 @@ fn parser_reaches_the_transport_header() {
                 .fragment(0, true)
                 .ext(Ext::DestOpts { len: 0 })
                 .ext(Ext::DestOpts { len: 1 }),
+            A6,
+        ),
+        first_knock(
+            "six IPv6 extension headers, two of them authentication headers",
+            k6().ext(Ext::Auth { len: 1 })
+                .ext(Ext::HopByHop { len: 0 })
+                .fragment(0, true)
+                .ext(Ext::Auth { len: 6 })
+                .ext(Ext::Routing { len: 0 })
+                .ext(Ext::DestOpts { len: 0 }),
             A6,
         ),
         first_knock(
@@ -1091,10 +1304,10 @@ fn parser_reaches_the_transport_header() {
     ];
     let mut cases = Vec::from(cases);
     cases.push(Case {
-        name: "UDP header without payload; UDP knock through IPv4 options",
+        name: "UDP header without payload, padded; UDP knock through IPv4 options",
         frames: vec![
             (tcp(A, 100, SYN), Drop),
-            (udp(A, 300).ihl(7).cut_transport(8), Drop),
+            (udp(A, 300).ihl(7).carry(8), Drop),
         ],
         sources: vec![src(A, 2, false)],
         counters: vec![(KnockAdvanced, 2)],
@@ -1111,6 +1324,17 @@ fn parser_reaches_the_transport_header() {
         ],
         sources: vec![src(A6, 2, false)],
         counters: vec![(KnockAdvanced, 2)],
+        ..Case::default()
+    });
+    cases.push(Case {
+        name: "zero ports are ports like any other",
+        frames: vec![
+            (tcp(A, 0, SYN).sport(0), Pass),
+            (udp(A, 0).sport(0), Pass),
+            (tcp(A, 100, SYN).sport(0), Drop),
+        ],
+        sources: vec![src(A, 1, false)],
+        counters: vec![(Unrelated, 2), (KnockAdvanced, 1)],
         ..Case::default()
     });
     cases.push(Case {

@@ -1,7 +1,8 @@
 //! Builds the Ethernet frames the kernel tests feed to the program: optional
 //! VLAN tags, IPv4 with any IHL and fragment field, IPv6 with extension
-//! headers, then TCP, UDP or ICMP, optionally cut short. Checksums are left
-//! zero: XDP runs before anything verifies them.
+//! headers, then TCP, UDP, ICMP or another protocol; the IP length fields
+//! may lie or end the datagram early, and the frame may be cut short.
+//! Checksums are left zero: XDP runs before anything verifies them.
 
 use std::net::IpAddr;
 
@@ -21,6 +22,7 @@ const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
 const PROTO_ICMPV6: u8 = 58;
+const PROTO_AH: u8 = 51;
 
 /// The destination of every frame; the program looks only at the source.
 const DST_V4: [u8; 4] = [192, 0, 2, 1];
@@ -44,6 +46,10 @@ pub enum Ext {
         offset: u16,
         more: bool,
     },
+    /// Authentication Header: `(len + 2) * 4` bytes.
+    Auth {
+        len: u8,
+    },
 }
 
 impl Ext {
@@ -53,6 +59,18 @@ impl Ext {
             Ext::Routing { .. } => 43,
             Ext::DestOpts { .. } => 60,
             Ext::Fragment { .. } => 44,
+            Ext::Auth { .. } => PROTO_AH,
+        }
+    }
+
+    /// Bytes on the wire.
+    pub fn wire_len(self) -> usize {
+        match self {
+            Ext::HopByHop { len } | Ext::Routing { len } | Ext::DestOpts { len } => {
+                (usize::from(len) + 1) * 8
+            }
+            Ext::Fragment { .. } => 8,
+            Ext::Auth { len } => (usize::from(len) + 2) * 4,
         }
     }
 
@@ -60,17 +78,29 @@ impl Ext {
         match self {
             Ext::HopByHop { len } | Ext::DestOpts { len } => {
                 // Pad1 options fill the body.
-                let mut b = vec![0u8; (usize::from(len) + 1) * 8];
+                let mut b = vec![0u8; self.wire_len()];
                 b[0] = next;
                 b[1] = len;
                 b
             }
             Ext::Routing { len } => {
-                let mut b = vec![0u8; (usize::from(len) + 1) * 8];
+                let mut b = vec![0u8; self.wire_len()];
                 b[0] = next;
                 b[1] = len;
                 // Segment routing with no segments left: routers ignore it.
                 b[2] = 4;
+                b
+            }
+            Ext::Auth { len } => {
+                let mut b = vec![0u8; self.wire_len()];
+                b[0] = next;
+                b[1] = len;
+                // Security parameter index and sequence number; the rest
+                // is the integrity check value.
+                if b.len() >= 12 {
+                    b[4..8].copy_from_slice(&0x100u32.to_be_bytes());
+                    b[8..12].copy_from_slice(&1u32.to_be_bytes());
+                }
                 b
             }
             Ext::Fragment { offset, more } => {
@@ -100,9 +130,20 @@ enum Net {
 
 #[derive(Clone, Copy, Debug)]
 enum L4 {
-    Tcp { dport: u16, flags: u8 },
-    Udp { dport: u16 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        /// The data offset field; the header carries 20 bytes whatever it says.
+        doff: u8,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
     Icmp,
+    /// Another IP protocol, with 8 bytes of zeros.
+    Proto(u8),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -111,6 +152,19 @@ enum Cut {
     Network(usize),
     /// Keep this many bytes of the transport header.
     Transport(usize),
+    /// Keep this many bytes of the frame.
+    Frame(usize),
+}
+
+/// What the IPv4 total length or IPv6 payload length field says.
+#[derive(Clone, Copy, Debug)]
+enum IpLen {
+    /// The datagram as built.
+    Whole,
+    /// The datagram ends this many bytes into the transport header.
+    Transport(usize),
+    /// This value, whatever the frame holds.
+    Raw(u16),
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +175,7 @@ pub struct Frame {
     l4: L4,
     /// IP version field, when it should lie about the EtherType.
     version: Option<u8>,
+    ip_len: IpLen,
     cut: Option<Cut>,
 }
 
@@ -141,23 +196,43 @@ fn ip_frame(src: &str, l4: L4) -> Frame {
         net,
         l4,
         version: None,
+        ip_len: IpLen::Whole,
         cut: None,
     }
 }
 
 /// A TCP segment from `src` to `dport` with these flags.
 pub fn tcp(src: &str, dport: u16, flags: u8) -> Frame {
-    ip_frame(src, L4::Tcp { dport, flags })
+    ip_frame(
+        src,
+        L4::Tcp {
+            sport: 40000,
+            dport,
+            flags,
+            doff: 5,
+        },
+    )
 }
 
 /// A UDP datagram from `src` to `dport`.
 pub fn udp(src: &str, dport: u16) -> Frame {
-    ip_frame(src, L4::Udp { dport })
+    ip_frame(
+        src,
+        L4::Udp {
+            sport: 40000,
+            dport,
+        },
+    )
 }
 
 /// An ICMP (or ICMPv6) echo request from `src`.
 pub fn icmp(src: &str) -> Frame {
     ip_frame(src, L4::Icmp)
+}
+
+/// A packet of IP protocol (IPv6 next header) `proto` from `src`.
+pub fn ip_proto(src: &str, proto: u8) -> Frame {
+    ip_frame(src, L4::Proto(proto))
 }
 
 /// A frame of another EtherType with a 28-byte body (the size of ARP).
@@ -168,6 +243,7 @@ pub fn non_ip(ether_type: u16) -> Frame {
         // Never written: a non-IP frame ends after its body.
         l4: L4::Icmp,
         version: None,
+        ip_len: IpLen::Whole,
         cut: None,
     }
 }
@@ -208,6 +284,39 @@ impl Frame {
         self
     }
 
+    /// Sets the TCP source port, or the UDP one.
+    pub fn sport(mut self, port: u16) -> Self {
+        match &mut self.l4 {
+            L4::Tcp { sport, .. } | L4::Udp { sport, .. } => *sport = port,
+            _ => panic!("source port on a frame that is not TCP or UDP"),
+        }
+        self
+    }
+
+    /// Sets the TCP data offset field (32-bit words; 5 is a bare header).
+    pub fn data_offset(mut self, words: u8) -> Self {
+        match &mut self.l4 {
+            L4::Tcp { doff, .. } => *doff = words,
+            _ => panic!("data offset on a frame that is not TCP"),
+        }
+        self
+    }
+
+    /// Ends the IP datagram `n` bytes into the transport header: the length
+    /// field says so, a first fragment carries that much. The rest of the
+    /// transport header stays in the frame after the datagram, where a link
+    /// pads a short frame, unless the frame is cut too.
+    pub fn carry(mut self, n: usize) -> Self {
+        self.ip_len = IpLen::Transport(n);
+        self
+    }
+
+    /// Writes `value` as the IPv4 total length or IPv6 payload length.
+    pub fn ip_len(mut self, value: u16) -> Self {
+        self.ip_len = IpLen::Raw(value);
+        self
+    }
+
     /// Writes this IP version into the header instead of the right one.
     pub fn version(mut self, v: u8) -> Self {
         self.version = Some(v);
@@ -226,21 +335,41 @@ impl Frame {
         self
     }
 
+    /// Ends the frame after `n` bytes.
+    pub fn cut_frame(mut self, n: usize) -> Self {
+        self.cut = Some(Cut::Frame(n));
+        self
+    }
+
+    /// Bytes of the transport header and payload as built, before any cut.
+    pub fn transport_len(&self) -> usize {
+        match self.l4 {
+            L4::Tcp { .. } => 20,
+            L4::Udp { .. } => 12,
+            L4::Icmp | L4::Proto(_) => 8,
+        }
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
         let (l4, proto_v4, proto_v6) = match self.l4 {
-            L4::Tcp { dport, flags } => {
-                let mut b = vec![0u8; 20];
-                b[0..2].copy_from_slice(&40000u16.to_be_bytes());
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+                doff,
+            } => {
+                let mut b = vec![0u8; self.transport_len()];
+                b[0..2].copy_from_slice(&sport.to_be_bytes());
                 b[2..4].copy_from_slice(&dport.to_be_bytes());
                 b[4..8].copy_from_slice(&1u32.to_be_bytes());
-                b[12] = 5 << 4;
+                b[12] = doff << 4;
                 b[13] = flags;
                 b[14..16].copy_from_slice(&64240u16.to_be_bytes());
                 (b, PROTO_TCP, PROTO_TCP)
             }
-            L4::Udp { dport } => {
-                let mut b = vec![0u8; 12];
-                b[0..2].copy_from_slice(&40000u16.to_be_bytes());
+            L4::Udp { sport, dport } => {
+                let mut b = vec![0u8; self.transport_len()];
+                b[0..2].copy_from_slice(&sport.to_be_bytes());
                 b[2..4].copy_from_slice(&dport.to_be_bytes());
                 b[4..6].copy_from_slice(&12u16.to_be_bytes());
                 b[8..12].copy_from_slice(b"knok");
@@ -254,6 +383,15 @@ impl Frame {
                 };
                 (vec![ty, 0, 0, 0, 0, 1, 0, 1], PROTO_ICMP, PROTO_ICMPV6)
             }
+            L4::Proto(p) => (vec![0u8; 8], p, p),
+        };
+        let transport_len = match self.ip_len {
+            IpLen::Transport(n) => n,
+            IpLen::Whole | IpLen::Raw(_) => l4.len(),
+        };
+        let ip_len = |header: usize| match self.ip_len {
+            IpLen::Raw(v) => v,
+            IpLen::Whole | IpLen::Transport(_) => (header + transport_len) as u16,
         };
 
         let (ether_type, net) = match &self.net {
@@ -261,7 +399,7 @@ impl Frame {
                 let hdr_len = usize::from((*ihl).max(5)) * 4;
                 let mut b = vec![0u8; hdr_len];
                 b[0] = (self.version.unwrap_or(4) << 4) | (ihl & 0x0f);
-                b[2..4].copy_from_slice(&((hdr_len + l4.len()) as u16).to_be_bytes());
+                b[2..4].copy_from_slice(&ip_len(hdr_len).to_be_bytes());
                 b[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
                 b[6..8].copy_from_slice(&frag.to_be_bytes());
                 b[8] = 64;
@@ -280,7 +418,7 @@ impl Frame {
                 }
                 let mut b = vec![0u8; 40];
                 b[0] = self.version.unwrap_or(6) << 4;
-                b[4..6].copy_from_slice(&((chain.len() + l4.len()) as u16).to_be_bytes());
+                b[4..6].copy_from_slice(&ip_len(chain.len()).to_be_bytes());
                 b[6] = ext.first().map_or(proto_v6, |e| e.number());
                 b[7] = 64;
                 b[8..24].copy_from_slice(src);
@@ -307,6 +445,7 @@ impl Frame {
         match self.cut {
             Some(Cut::Network(n)) => frame.truncate(l3 + n),
             Some(Cut::Transport(n)) => frame.truncate(l4_start + n),
+            Some(Cut::Frame(n)) => frame.truncate(n),
             None => {}
         }
         frame
