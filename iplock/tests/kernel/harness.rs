@@ -18,6 +18,16 @@ use iplock_common::state::{AllowEntry, BanEntry, SourceState};
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 
+/// The verdict an XDP action stands for; `None` for any action the program
+/// must never return (XDP_ABORTED among them).
+pub fn verdict(action: u32) -> Option<Verdict> {
+    match action {
+        XDP_PASS => Some(Verdict::Pass),
+        XDP_DROP => Some(Verdict::Drop),
+        _ => None,
+    }
+}
+
 /// Whether the caller may load BPF programs. Without root this prints a
 /// skip notice, or panics when `IPLOCK_REQUIRE_PRIVILEGED=1` forbids skipping.
 pub fn privileged(test: &str) -> bool {
@@ -78,11 +88,17 @@ where
 /// `small` shrinks the two LRU maps: preallocating their default sizes
 /// costs most of a load, and no case stores more than a few entries.
 pub fn load(small: bool) -> Ebpf {
+    load_sized(small.then_some(1024))
+}
+
+/// Like [`load`], with the two LRU maps at `entries` (default sizes for
+/// `None`).
+pub fn load_sized(entries: Option<u32>) -> Ebpf {
     let mut loader = EbpfLoader::new();
-    if small {
+    if let Some(n) = entries {
         loader
-            .map_max_entries(names::MAP_SOURCES, 1024)
-            .map_max_entries(names::MAP_BANS, 1024);
+            .map_max_entries(names::MAP_SOURCES, n)
+            .map_max_entries(names::MAP_BANS, n);
     }
     let mut ebpf = loader
         .load(iplock::object::OBJECT)
@@ -98,7 +114,18 @@ pub fn load(small: bool) -> Ebpf {
 
 impl Harness {
     pub fn new(cfg: &Config) -> Self {
-        let mut ebpf = load(true);
+        Self::with_ebpf(load(true), cfg)
+    }
+
+    /// With LRU maps of `entries` each. An LRU map may evict before it is
+    /// full, when other CPUs hold free entries in their local lists (up to
+    /// 128 each), so a test that must never see an eviction sizes them well
+    /// above what it stores.
+    pub fn sized(cfg: &Config, entries: u32) -> Self {
+        Self::with_ebpf(load_sized(Some(entries)), cfg)
+    }
+
+    fn with_ebpf(mut ebpf: Ebpf, cfg: &Config) -> Self {
         let mut h = Self {
             config: take(&mut ebpf, names::MAP_CONFIG),
             sources: take(&mut ebpf, names::MAP_SOURCES),
@@ -149,23 +176,25 @@ impl Harness {
 
     /// Runs the program once on `frame`.
     pub fn run(&self, frame: &[u8]) -> Verdict {
+        let action = self.run_action(frame);
+        verdict(action).unwrap_or_else(|| panic!("unexpected XDP action {action}"))
+    }
+
+    /// Runs the program once on `frame` (at least 14 bytes, the kernel's
+    /// minimum) and returns its XDP action as it is.
+    pub fn run_action(&self, frame: &[u8]) -> u32 {
         let prog: &Xdp = self
             .ebpf
             .program(names::PROGRAM)
             .expect("program")
             .try_into()
             .expect("XDP program");
-        let res = prog
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        match res.return_value {
-            XDP_PASS => Verdict::Pass,
-            XDP_DROP => Verdict::Drop,
-            other => panic!("unexpected XDP action {other}"),
-        }
+        prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ..Default::default()
+        })
+        .expect("BPF_PROG_TEST_RUN")
+        .return_value
     }
 
     pub fn set_source(&mut self, ip: &str, state: SourceState) {
