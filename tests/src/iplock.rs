@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::netns::NetnsPair;
+use crate::output::describe;
 use crate::util::{run_bounded, unique_id};
 
 /// XDP attach mode, passed as `--mode`.
@@ -34,14 +35,8 @@ pub struct Iplock {
 
 impl Iplock {
     pub fn new(pair: &NetnsPair) -> Iplock {
-        let bin = binary();
-        assert!(
-            bin.is_file(),
-            "{} does not exist: build it with `cargo build -p iplock` or set IPLOCK_BIN",
-            bin.display()
-        );
         Iplock {
-            bin,
+            bin: binary(),
             netns: pair.server.clone(),
             iface: pair.server_if.clone(),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/iplock-test-{}", unique_id())),
@@ -52,10 +47,12 @@ impl Iplock {
         &self.pin_dir
     }
 
-    /// `iplock <sub> --pin-dir <ours> <args>` in the server namespace. Only
-    /// the network namespace is switched (nsenter, not `ip netns exec`, which
-    /// would give iplock a private /sys without bpffs).
-    pub fn run(&self, sub: &str, args: &[&str]) -> Output {
+    /// `iplock <sub> --pin-dir <ours> <args>` in the server namespace, not
+    /// yet started. Only the network namespace is switched (nsenter, not
+    /// `ip netns exec`, which would give iplock a private /sys without
+    /// bpffs); nsenter execs iplock without forking, so the child's pid is
+    /// iplock's own and a signal to it reaches iplock.
+    pub fn command(&self, sub: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.netns))
             .arg("--")
@@ -64,33 +61,59 @@ impl Iplock {
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .args(args);
-        run_bounded(&mut cmd, Duration::from_secs(30))
+        cmd
+    }
+
+    /// [`Iplock::command`] run to completion.
+    pub fn run(&self, sub: &str, args: &[&str]) -> Output {
+        run_bounded(&mut self.command(sub, args), Duration::from_secs(30))
+    }
+
+    /// [`Iplock::run`] that panics with iplock's output unless it exits 0;
+    /// returns stdout.
+    pub fn run_ok(&self, sub: &str, args: &[&str]) -> String {
+        let out = self.run(sub, args);
+        assert!(
+            out.status.success(),
+            "iplock {sub} {} failed: {}",
+            args.join(" "),
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// [`Iplock::run_ok`] of a subcommand that prints JSON, parsed.
+    pub fn json(&self, sub: &str, args: &[&str]) -> serde_json::Value {
+        let stdout = self.run_ok(sub, args);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "iplock {sub} {} printed no JSON ({e}): {stdout}",
+                args.join(" ")
+            )
+        })
+    }
+
+    /// `--iface <server veth> --mode <mode>` and `extra`: the settings that
+    /// load, reload and run take alike.
+    pub fn settings<'a>(&'a self, mode: Mode, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["--iface", self.iface.as_str(), "--mode", mode.arg()];
+        args.extend_from_slice(extra);
+        args
     }
 
     /// Loads the filter on the server veth in `mode` with extra `args`;
     /// panics with iplock's output unless it exits 0.
     pub fn load(&self, mode: Mode, args: &[&str]) {
-        let mut all = vec!["--iface", &self.iface, "--mode", mode.arg()];
-        all.extend_from_slice(args);
-        let out = self.run("load", &all);
-        assert_success("load", &all, &out);
+        self.run_ok("load", &self.settings(mode, args));
     }
 
     /// `iplock status --json`, parsed.
     pub fn status_json(&self) -> serde_json::Value {
-        let out = self.run("status", &["--json"]);
-        assert_success("status", &["--json"], &out);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "status --json printed no JSON ({e}): {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        self.json("status", &["--json"])
     }
 
     pub fn unload(&self) {
-        let out = self.run("unload", &[]);
-        assert_success("unload", &[], &out);
+        self.run_ok("unload", &[]);
     }
 }
 
@@ -104,27 +127,25 @@ impl Drop for Iplock {
     }
 }
 
-fn assert_success(sub: &str, args: &[&str], out: &Output) {
+/// `$IPLOCK_BIN`, else the workspace's debug build; panics when it is not
+/// there, since every test needs it and a missing build explains them all.
+pub fn binary() -> PathBuf {
+    let bin = match std::env::var_os("IPLOCK_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("tests/ is inside the workspace");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(|dir| workspace.join(dir))
+                .unwrap_or_else(|| workspace.join("target"));
+            target.join("debug").join("iplock")
+        }
+    };
     assert!(
-        out.status.success(),
-        "iplock {sub} {} failed ({}):\nstdout: {}\nstderr: {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        bin.is_file(),
+        "{} does not exist: build it with `cargo build -p iplock` or set IPLOCK_BIN",
+        bin.display()
     );
-}
-
-/// `$IPLOCK_BIN`, else the workspace's debug build.
-fn binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("IPLOCK_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace.join(dir))
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("iplock")
+    bin
 }

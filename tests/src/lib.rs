@@ -7,22 +7,35 @@
 //! no namespace, process or pin behind; names carry the pid and a counter so
 //! tests run in parallel.
 
+pub mod daemon;
 pub mod iplock;
+pub mod knockers;
 pub mod net;
 pub mod netns;
+pub mod output;
 pub mod privileged;
+pub mod rng;
+pub mod status;
 pub mod util;
+pub mod wait;
 
+pub use daemon::Daemon;
 pub use iplock::{Iplock, Mode};
 pub use net::{EchoServer, echo, knock_tcp, knock_udp, try_connect};
 pub use netns::{
-    CLIENT_V4, CLIENT_V6, NetnsPair, OTHER_V4, OTHER_V6, SERVER_V4, SERVER_V6, in_netns,
+    CLIENT_V4, CLIENT_V6, NetnsPair, OTHER_V4, OTHER_V6, SERVER_V4, SERVER_V6, in_netns, link_json,
 };
+pub use output::{assert_exit, describe, one_stderr_line};
 pub use privileged::{require_root, require_tools};
-pub use util::{ChildGuard, TempDir, run_bounded, unique_id};
+pub use util::{ChildGuard, TempDir, run_bounded, run_ok, unique_id};
+pub use wait::wait_for;
 
 /// The knock sequence most tests load and send.
 pub const KNOCK: &str = "tcp:100,udp:300,tcp:200";
+
+/// A config file that turns off the bans of wrong knocks and of SYNs to the
+/// closed door, so a failed attempt leaves its source free to try again.
+pub const NO_BANS: &str = "[ban]\nwrong_knock = false\nclosed_door = false\n";
 
 /// Generates two `#[test]`s per listed function, `native::NAME` and
 /// `skb::NAME`, each calling `NAME(mode)` after the privileged guard, so every

@@ -6,6 +6,8 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::net;
 use crate::util::{run_bounded, run_ok, unique_id};
 
@@ -59,38 +61,54 @@ impl NetnsPair {
                 "net.ipv6.conf.default.accept_dad=0",
             ]));
         }
+        pair.create_veth();
+        pair
+    }
+
+    /// The veth pair as [`NetnsPair::new`] makes it, again: for tests that
+    /// delete it to see what the filter does when its interface comes back.
+    pub fn recreate_veth(&self) {
+        self.create_veth();
+    }
+
+    fn create_veth(&self) {
         // Create each end directly in its namespace: the names never appear
         // in the root namespace, where they could collide with anything.
         ip(&[
             "link",
             "add",
-            &pair.server_if,
+            &self.server_if,
             "netns",
-            &pair.server,
+            &self.server,
             "type",
             "veth",
             "peer",
             "name",
-            &pair.client_if,
+            &self.client_if,
             "netns",
-            &pair.client,
+            &self.client,
         ]);
         let ends = [
-            (&pair.server, &pair.server_if, [SERVER_V4, SERVER_V6]),
-            (&pair.client, &pair.client_if, [CLIENT_V4, CLIENT_V6]),
+            (&self.server, &self.server_if, [SERVER_V4, SERVER_V6]),
+            (&self.client, &self.client_if, [CLIENT_V4, CLIENT_V6]),
         ];
         for (ns, dev, addrs) in ends {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
             for addr in addrs {
-                pair.add_addr(ns, dev, addr);
+                self.add_addr(ns, dev, addr);
             }
         }
         // Added after the primaries, so they are secondary and never chosen as
         // a default source.
-        pair.add_addr(&pair.client, &pair.client_if, OTHER_V4);
-        pair.add_addr(&pair.client, &pair.client_if, OTHER_V6);
-        pair
+        self.add_client_addr(OTHER_V4);
+        self.add_client_addr(OTHER_V6);
+    }
+
+    /// One more source address on the client veth (/24 or /64), for tests
+    /// that need more sources than the two the pair has.
+    pub fn add_client_addr(&self, addr: IpAddr) {
+        self.add_addr(&self.client, &self.client_if, addr);
     }
 
     fn add_addr(&self, ns: &str, dev: &str, addr: IpAddr) {
@@ -189,6 +207,13 @@ impl Drop for NetnsPair {
             );
         }
     }
+}
+
+/// `ip -j -d link show dev <dev>` in the namespace `ns`, parsed: the
+/// details include the XDP programs on the link.
+pub fn link_json(ns: &str, dev: &str) -> Value {
+    let out = run_ok(Command::new("ip").args(["-n", ns, "-j", "-d", "link", "show", "dev", dev]));
+    serde_json::from_slice(&out.stdout).expect("ip -j prints JSON")
 }
 
 fn ip(args: &[&str]) {

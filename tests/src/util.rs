@@ -42,6 +42,13 @@ impl TempDir {
         std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
+
+    /// Writes an iplock config file (`iplock.toml`, replacing an earlier
+    /// one) and returns its path as `--config` takes it.
+    pub fn config_file(&self, contents: &str) -> String {
+        let path = self.write("iplock.toml", contents);
+        path.to_str().expect("temp paths are UTF-8").to_string()
+    }
 }
 
 impl Default for TempDir {

@@ -5,8 +5,10 @@ use std::net::IpAddr;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use iplock_e2e::status::entry;
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir, both_modes,
+    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir,
+    both_modes, wait_for,
 };
 
 both_modes!(
@@ -22,16 +24,13 @@ const BAN: Duration = Duration::from_secs(4);
 /// Waits up to 1 s for `iplock status` to list a ban of `addr`: the packet
 /// that bans may still be on its way when the sender returns.
 fn assert_banned(iplock: &Iplock, addr: IpAddr) {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
+    wait_for(&format!("a ban of {addr}"), Duration::from_secs(1), || {
         let status = iplock.status_json();
-        let bans = status["bans"].as_array().expect("bans is an array");
-        if bans.iter().any(|b| b["addr"] == addr.to_string()) {
-            return;
+        match entry(&status, "bans", addr) {
+            Some(_) => Ok(()),
+            None => Err(status.to_string()),
         }
-        assert!(Instant::now() < deadline, "no ban for {addr} in {status}");
-        sleep(Duration::from_millis(50));
-    }
+    });
 }
 
 fn wrong_knock_bans_until_expiry(mode: Mode) {
@@ -80,11 +79,8 @@ fn trap_port_bans(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22, OTHER_PORT]);
     let iplock = Iplock::new(&pair);
-    let config = dir.write("iplock.toml", "[ban]\ntrap_ports = [2323]\n");
-    iplock.load(
-        mode,
-        &["--config", config.to_str().unwrap(), "--knock", KNOCK],
-    );
+    let config = dir.config_file("[ban]\ntrap_ports = [2323]\n");
+    iplock.load(mode, &["--config", &config, "--knock", KNOCK]);
     pair.knock_udp(OTHER_V4, SERVER_V4, 2323);
     assert_banned(&iplock, OTHER_V4);
     pair.assert_dropped(OTHER_V4, SERVER_V4, OTHER_PORT, "192.0.2.3 hit a trap port");

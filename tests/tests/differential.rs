@@ -40,12 +40,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use iplock_e2e::util::run_ok;
+use iplock_e2e::rng::{Rng, seed};
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, Mode, NetnsPair, SERVER_V4, TempDir, in_netns, require_root,
-    require_tools,
+    CLIENT_V4, EchoServer, Iplock, Mode, NO_BANS, NetnsPair, SERVER_V4, TempDir, in_netns,
+    require_root, require_tools, run_ok,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -81,17 +81,7 @@ fn iplock_agrees_with_the_article_rules() {
     if !require_root() || !require_tools(&[RESTORE]) {
         return;
     }
-    let seed = std::env::var(SEED_VAR)
-        .map(|s| {
-            s.parse()
-                .unwrap_or_else(|_| panic!("{SEED_VAR}={s} is not a u64"))
-        })
-        .unwrap_or_else(|_| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let seed = seed(SEED_VAR);
     let count = std::env::var(TRACES_VAR)
         .map(|s| {
             s.parse()
@@ -101,7 +91,7 @@ fn iplock_agrees_with_the_article_rules() {
     eprintln!("differential: seed {seed}, {count} random traces (replay: {SEED_VAR}={seed})");
 
     let mut traces = scenarios();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     traces.extend((0..count).map(|i| random_trace(&mut rng, format!("random #{i}"))));
     assert!(
         traces.len() <= MAX_SOURCES,
@@ -125,14 +115,10 @@ fn iplock_agrees_with_the_article_rules() {
         &dir,
         &generator_order_rules(&article.server_if, TIMEOUT_MS / 1000),
     );
-    let config = dir.write(
-        "iplock.toml",
-        "[ban]\nwrong_knock = false\nclosed_door = false\n",
-    );
-    let config = config.to_str().unwrap();
+    let config = dir.config_file(NO_BANS);
     let iplock_args = [
         "--config",
-        config,
+        &config,
         "--knock",
         SEQUENCE,
         "--step-timeout",
@@ -744,21 +730,4 @@ fn describe(trace: &Trace, src: IpAddr, run: &Run, model: &[bool], targets: &[Ta
 
 fn verdict(through: bool) -> &'static str {
     if through { "through" } else { "timed out" }
-}
-
-/// SplitMix64: small, seedable and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
 }

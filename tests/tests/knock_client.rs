@@ -3,22 +3,17 @@
 //! server's own config file; a wrong sequence leaves the door shut; and it
 //! interoperates both ways with Debian's knock tools (`knock` opens an
 //! iplock filter, `iplock knock` opens knockd).
-//!
-//! The two tools spell a sequence differently: iplock writes
-//! `tcp:1234,udp:4000,tcp:2000` (protocol first, comma-separated), Debian's
-//! `knock` client takes `1234:tcp 4000:udp 2000:tcp` (port first, one
-//! argument per step) and knockd's config `1234:tcp,4000:udp,2000:tcp`.
-//! [`debian_steps`] is that mapping.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
+use iplock_e2e::knockers::{debian_knock, debian_steps, iplock_knock};
+use iplock_e2e::status::source_state;
 use iplock_e2e::{
-    ChildGuard, EchoServer, Iplock, Mode, NetnsPair, SERVER_V4, SERVER_V6, TempDir, require_root,
-    require_tools, run_bounded,
+    ChildGuard, EchoServer, Iplock, Mode, NetnsPair, SERVER_V4, SERVER_V6, TempDir, describe,
+    require_root, require_tools, run_bounded, wait_for,
 };
 
 /// Unsorted, with a udp step in the middle: the client must send both kinds.
@@ -26,30 +21,6 @@ const SEQUENCE: &str = "tcp:1234,udp:4000,tcp:2000";
 
 /// The name the client namespace resolves to the server's addresses.
 const SERVER_NAME: &str = "iplock-server";
-
-/// iplock's `proto:port` steps as Debian's tools write them, `port:proto`.
-fn debian_steps(sequence: &str) -> Vec<String> {
-    sequence
-        .split(',')
-        .map(|step| {
-            let (proto, port) = step.split_once(':').expect("proto:port");
-            format!("{port}:{proto}")
-        })
-        .collect()
-}
-
-/// `$IPLOCK_BIN`, else the workspace's debug build, as the harness finds it
-/// (its own lookup is private to the server-side runner).
-fn iplock_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("IPLOCK_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace.join(dir))
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("iplock")
-}
 
 /// `/etc/netns/<client>/hosts`, which `ip netns exec` mounts over
 /// /etc/hosts for commands in the client namespace, so the client resolves
@@ -76,34 +47,6 @@ impl Drop for ClientHosts {
     }
 }
 
-/// `iplock knock <args>` in the client namespace. `ip netns exec` is fine
-/// here: the client needs no bpffs.
-fn iplock_knock(pair: &NetnsPair, args: &[&str]) -> Output {
-    let bin = iplock_bin();
-    assert!(
-        bin.is_file(),
-        "{} does not exist: build it with `cargo build -p iplock`",
-        bin.display()
-    );
-    run_bounded(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.client])
-            .arg(bin)
-            .arg("knock")
-            .args(args),
-        Duration::from_secs(20),
-    )
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The address the client namespace sends from to `dst`, which is what a
 /// tool without a bind option (`iplock knock`, `knock`) uses. For IPv6 it
 /// need not be 2001:db8::2: source selection may pick 2001:db8::3.
@@ -118,18 +61,7 @@ fn client_source(pair: &NetnsPair, dst: IpAddr) -> IpAddr {
         .find(|w| *w == "src")
         .and_then(|_| words.next())
         .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no source in `ip route get {dst}`: {}", show(&out)))
-}
-
-/// The state `status --json` reports for `addr`, if it is a known source.
-fn source_state(iplock: &Iplock, addr: &str) -> Option<String> {
-    let status = iplock.status_json();
-    status["sources"]
-        .as_array()
-        .expect("sources is an array")
-        .iter()
-        .find(|s| s["addr"] == addr)
-        .map(|s| s["state"].as_str().expect("state is a string").to_string())
+        .unwrap_or_else(|| panic!("no source in `ip route get {dst}`: {}", describe(&out)))
 }
 
 #[test]
@@ -154,16 +86,16 @@ fn opens_the_door_over_ipv4() {
             "22",
         ],
     );
-    assert!(out.status.success(), "iplock knock: {}", show(&out));
+    assert!(out.status.success(), "iplock knock: {}", describe(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!("port 22 on {SERVER_V4} is open")),
         "{}",
-        show(&out)
+        describe(&out)
     );
     let src = client_source(&pair, SERVER_V4);
     assert_eq!(
-        source_state(&iplock, &src.to_string()).as_deref(),
+        source_state(&iplock.status_json(), src).as_deref(),
         Some("open")
     );
     drop(pair.connect(src, SERVER_V4, 22, "iplock knock opened the door"));
@@ -177,11 +109,10 @@ fn opens_the_door_over_ipv6_with_the_servers_config_file() {
     let dir = TempDir::new();
     // The server's file: its interface does not exist in the client
     // namespace, and the client must not care.
-    let config = dir.write(
-        "iplock.toml",
+    let config = dir.config_file(
         "interfaces = [\"eth0\"]\nknock = [\"tcp:1234\", \"udp:4000/20s\", \"tcp:2000\"]\n",
     );
-    let config = config.to_str().unwrap();
+    let config = config.as_str();
     let pair = NetnsPair::new();
     let _hosts = ClientHosts::new(&pair);
     let _server = EchoServer::start(&pair, &[22]);
@@ -199,15 +130,15 @@ fn opens_the_door_over_ipv6_with_the_servers_config_file() {
             "22",
         ],
     );
-    assert!(out.status.success(), "iplock knock -6: {}", show(&out));
+    assert!(out.status.success(), "iplock knock -6: {}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("port 22 on {SERVER_V6} is open")),
         "{}",
-        show(&out)
+        describe(&out)
     );
     let src = client_source(&pair, SERVER_V6);
     assert_eq!(
-        source_state(&iplock, &src.to_string()).as_deref(),
+        source_state(&iplock.status_json(), src).as_deref(),
         Some("open")
     );
     drop(pair.connect(src, SERVER_V6, 22, "iplock knock -6 opened the door"));
@@ -241,15 +172,15 @@ fn wrong_sequences_do_not_open() {
                 "22",
             ],
         );
-        assert_eq!(out.status.code(), Some(1), "{wrong}: {}", show(&out));
+        assert_eq!(out.status.code(), Some(1), "{wrong}: {}", describe(&out));
         assert!(
             String::from_utf8_lossy(&out.stderr)
                 .contains(&format!("port 22 on {host} did not open")),
             "{wrong}: {}",
-            show(&out)
+            describe(&out)
         );
         assert_ne!(
-            source_state(&iplock, &client.to_string()).as_deref(),
+            source_state(&iplock.status_json(), client).as_deref(),
             Some("open"),
             "{wrong} opened the door for {client}"
         );
@@ -267,16 +198,10 @@ fn debian_knock_opens_the_iplock_filter() {
     let iplock = Iplock::new(&pair);
     iplock.load(Mode::Native, &["--knock", SEQUENCE]);
 
-    let out = run_bounded(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.client, "knock", "-d", "100"])
-            .arg(SERVER_V4.to_string())
-            .args(debian_steps(SEQUENCE)),
-        Duration::from_secs(10),
-    );
-    assert!(out.status.success(), "knock: {}", show(&out));
+    let out = debian_knock(&pair, SERVER_V4, SEQUENCE);
+    assert!(out.status.success(), "knock: {}", describe(&out));
     assert_eq!(
-        source_state(&iplock, &src.to_string()).as_deref(),
+        source_state(&iplock.status_json(), src).as_deref(),
         Some("open")
     );
     drop(pair.connect(src, SERVER_V4, 22, "Debian's knock opened the door"));
@@ -310,16 +235,15 @@ fn start_knockd(pair: &NetnsPair, dir: &TempDir) -> ChildGuard {
             .stdout(out.try_clone().unwrap())
             .stderr(out),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for("knockd to listen", Duration::from_secs(10), || {
         let text = std::fs::read_to_string(&out_path).unwrap_or_default();
         if text.contains("listening on") {
-            return knockd;
+            return Ok(());
         }
         assert!(knockd.is_running(), "knockd exited: {text}");
-        assert!(Instant::now() < deadline, "knockd not listening: {text}");
-        sleep(Duration::from_millis(50));
-    }
+        Err(text)
+    });
+    knockd
 }
 
 #[test]
@@ -333,7 +257,11 @@ fn iplock_knock_opens_knockd() {
 
     for host in [SERVER_V4, SERVER_V6] {
         let out = iplock_knock(&pair, &[&host.to_string(), "--sequence", SEQUENCE]);
-        assert!(out.status.success(), "iplock knock {host}: {}", show(&out));
+        assert!(
+            out.status.success(),
+            "iplock knock {host}: {}",
+            describe(&out)
+        );
     }
     let opened = dir.path().join("opened");
     let mut want = vec![
@@ -341,19 +269,21 @@ fn iplock_knock_opens_knockd() {
         client_source(&pair, SERVER_V6).to_string(),
     ];
     want.sort();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(&opened).unwrap_or_default();
-        let mut got: Vec<String> = text.lines().map(String::from).collect();
-        got.sort();
-        if got == want {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "knockd opened for {got:?}, not {want:?}; its log: {}",
-            std::fs::read_to_string(dir.path().join("knockd.out")).unwrap_or_default()
-        );
-        sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "knockd to open for each source",
+        Duration::from_secs(5),
+        || {
+            let text = std::fs::read_to_string(&opened).unwrap_or_default();
+            let mut got: Vec<String> = text.lines().map(String::from).collect();
+            got.sort();
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "knockd opened for {got:?}, not {want:?}; its log: {}",
+                    std::fs::read_to_string(dir.path().join("knockd.out")).unwrap_or_default()
+                ))
+            }
+        },
+    );
 }

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use iplock_e2e::knockers::debian_knock;
 use iplock_e2e::{
     ChildGuard, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir, both_modes, in_netns,
     require_tools, run_bounded,
@@ -115,21 +116,7 @@ fn knock_client_opens_door_for_openssh(mode: Mode) {
         !ssh(&pair, &dir, Some(&other)),
         "ssh from 192.0.2.3 got in without knocking"
     );
-    let out = run_bounded(
-        Command::new("ip").args([
-            "netns",
-            "exec",
-            &pair.client,
-            "knock",
-            "-d",
-            "100",
-            &SERVER_V4.to_string(),
-            "100:tcp",
-            "300:udp",
-            "200:tcp",
-        ]),
-        Duration::from_secs(10),
-    );
+    let out = debian_knock(&pair, SERVER_V4, KNOCK);
     assert!(out.status.success(), "knock: {out:?}");
     // The knock client and ssh both use the primary address 192.0.2.2.
     let log = || std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default();

@@ -5,7 +5,8 @@
 
 use iplock_common::names::{LINK_PIN_PREFIX, PINNED_MAPS};
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir, both_modes,
+    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir,
+    assert_exit, both_modes, one_stderr_line,
 };
 
 both_modes!(
@@ -105,19 +106,12 @@ fn bad_input_exits_2_and_leaves_nothing(mode: Mode) {
         let mut args = args.to_vec();
         args.extend(["--mode", mode.arg()]);
         let out = iplock.run("load", &args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{what}: `iplock load {}` exited {}, stderr: {stderr}",
-            args.join(" "),
-            out.status
+        assert_exit(
+            &out,
+            2,
+            &format!("{what}: `iplock load {}`", args.join(" ")),
         );
-        let lines: Vec<&str> = stderr.lines().collect();
-        assert!(
-            lines.len() == 1 && !lines[0].trim().is_empty(),
-            "{what}: want one line on stderr, got {stderr:?}"
-        );
+        one_stderr_line(&out);
         assert!(!iplock.pin_dir().exists(), "{what}: pin dir left behind");
         assert!(!pair.server_has_xdp(), "{what}: XDP left on {iface}");
     }
@@ -128,24 +122,14 @@ fn config_file_drives_load_and_flags_override_it(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = dir.write(
-        "iplock.toml",
-        &format!(
-            "interfaces = [\"{}\"]\nmode = \"{}\"\nknock = \"tcp:1000,udp:3000,tcp:2000\"\n\
-             open_window = \"5s\"\n[ban]\ntime = \"5m\"\n",
-            pair.server_if,
-            mode.arg()
-        ),
-    );
-    let config = config.to_str().unwrap();
-    let load = |args: &[&str]| {
-        let out = iplock.run("load", args);
-        assert!(
-            out.status.success(),
-            "iplock load {}: {out:?}",
-            args.join(" ")
-        );
-    };
+    let config = dir.config_file(&format!(
+        "interfaces = [\"{}\"]\nmode = \"{}\"\nknock = \"tcp:1000,udp:3000,tcp:2000\"\n\
+         open_window = \"5s\"\n[ban]\ntime = \"5m\"\n",
+        pair.server_if,
+        mode.arg()
+    ));
+    let config = config.as_str();
+    let load = |args: &[&str]| iplock.run_ok("load", args);
 
     load(&["--config", config]);
     let status = iplock.status_json();
@@ -172,19 +156,11 @@ fn concurrent_commands_on_separate_pin_dirs_all_succeed(mode: Mode) {
             let outputs: Vec<_> = std::thread::scope(|scope| {
                 let handles: Vec<_> = filters
                     .iter()
-                    .zip(&pairs)
-                    .map(|(iplock, pair)| {
+                    .map(|iplock| {
                         let barrier = &barrier;
                         scope.spawn(move || {
                             let args = match sub {
-                                "load" => vec![
-                                    "--iface",
-                                    &pair.server_if,
-                                    "--mode",
-                                    mode.arg(),
-                                    "--knock",
-                                    KNOCK,
-                                ],
+                                "load" => iplock.settings(mode, &["--knock", KNOCK]),
                                 _ => Vec::new(),
                             };
                             barrier.wait();

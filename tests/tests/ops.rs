@@ -6,17 +6,16 @@
 //! Reload attaches the new program to each link, so it runs in both XDP
 //! modes; the rest only changes maps or wraps load, and runs in native mode.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, sleep};
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use iplock_e2e::status::{field, knock_sequence, source_state};
 use iplock_e2e::{
-    CLIENT_V4, CLIENT_V6, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4,
-    SERVER_V6, TempDir, both_modes, echo, in_netns, require_root, run_bounded,
+    CLIENT_V4, CLIENT_V6, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4,
+    SERVER_V6, TempDir, both_modes, describe, echo, in_netns, one_stderr_line, require_root,
+    wait_for,
 };
 use serde_json::Value;
 
@@ -34,98 +33,14 @@ const THIRD_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
 /// (private to the namespace, so a fixed port cannot collide).
 const METRICS: &str = "127.0.0.1:9477";
 
-/// `iplock <sub> <args>` in the server namespace; panics unless it exits 0,
-/// returns stdout.
-fn ok(iplock: &Iplock, sub: &str, args: &[&str]) -> String {
-    let out = iplock.run(sub, args);
-    assert!(
-        out.status.success(),
-        "iplock {sub} {}: {}",
-        args.join(" "),
-        show(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// The values of `key` in a JSON array of objects.
-fn field(list: &Value, key: &str) -> Vec<String> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not an array: {list}"))
-        .iter()
-        .map(|e| {
-            e[key]
-                .as_str()
-                .unwrap_or_else(|| panic!("no {key} in {e}"))
-                .to_string()
-        })
-        .collect()
-}
-
 /// `ban list --json`, as addresses.
 fn banned(iplock: &Iplock) -> Vec<String> {
-    field(&json(&ok(iplock, "ban", &["list", "--json"])), "addr")
-}
-
-/// The state `status --json` gives `addr`, if it is a known source.
-fn source_state(status: &Value, addr: IpAddr) -> Option<String> {
-    status["sources"]
-        .as_array()
-        .expect("sources is an array")
-        .iter()
-        .find(|s| s["addr"] == addr.to_string())
-        .map(|s| s["state"].as_str().expect("state is a string").to_string())
+    field(&iplock.json("ban", &["list", "--json"]), "addr")
 }
 
 /// The knock sequence in `status --json`, without the per-step timeouts.
 fn status_knock(status: &Value) -> String {
-    status["config"]["knock"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no knock sequence in {status}"))
-        .iter()
-        .map(|step| {
-            let step = step.as_str().expect("a step is a string");
-            step.split('/').next().unwrap().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Polls `cond` every 100 ms until it holds; panics with `what` after `limit`.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not after {limit:?}");
-        sleep(Duration::from_millis(100));
-    }
-}
-
-fn add_client_source(pair: &NetnsPair, addr: IpAddr) {
-    let out = run_bounded(
-        Command::new("ip").args([
-            "-n",
-            &pair.client,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            &pair.client_if,
-        ]),
-        Duration::from_secs(10),
-    );
-    assert!(out.status.success(), "ip addr add {addr}: {}", show(&out));
+    knock_sequence(status, "knock").unwrap_or_else(|| panic!("no knock sequence in {status}"))
 }
 
 #[test]
@@ -142,12 +57,12 @@ fn allow_add_lets_a_source_in_until_it_expires() {
     // The entry expires 2 s after some moment during the command: no
     // earlier than 2 s after `before`, no later than 2 s after `added`.
     let before = Instant::now();
-    let out = ok(&iplock, "allow", &["add", &client, "--for", "2s"]);
+    let out = iplock.run_ok("allow", &["add", &client, "--for", "2s"]);
     let added = Instant::now();
     assert!(out.contains("allowed for 2s"), "allow add said: {out}");
     drop(pair.connect(CLIENT_V4, SERVER_V4, 22, "192.0.2.2 is allowed"));
     let listing = Instant::now();
-    let allowed = field(&json(&ok(&iplock, "allow", &["list", "--json"])), "cidr");
+    let allowed = field(&iplock.json("allow", &["list", "--json"]), "cidr");
     assert!(
         listing - before < Duration::from_secs(2),
         "the checks took longer than the allow entry lasts"
@@ -157,7 +72,7 @@ fn allow_add_lets_a_source_in_until_it_expires() {
 
     sleep((added + Duration::from_millis(2500)).saturating_duration_since(Instant::now()));
     pair.assert_dropped(CLIENT_V4, SERVER_V4, 22, "the allow entry has expired");
-    let allowed = field(&json(&ok(&iplock, "allow", &["list", "--json"])), "cidr");
+    let allowed = field(&iplock.json("allow", &["list", "--json"]), "cidr");
     assert!(
         allowed.is_empty(),
         "expired entry still listed: {allowed:?}"
@@ -176,8 +91,8 @@ fn ban_add_drops_everything_and_ban_del_restores() {
     let client = CLIENT_V4.to_string();
     drop(pair.connect(CLIENT_V4, SERVER_V4, OTHER_PORT, "unrelated ports pass"));
 
-    ok(&iplock, "ban", &["add", &client]);
-    let bans = json(&ok(&iplock, "ban", &["list", "--json"]));
+    iplock.run_ok("ban", &["add", &client]);
+    let bans = iplock.json("ban", &["list", "--json"]);
     assert_eq!(field(&bans, "addr"), [client.as_str()], "{bans}");
     assert_eq!(field(&bans, "reason"), ["manual"], "{bans}");
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
@@ -195,14 +110,14 @@ fn ban_add_drops_everything_and_ban_del_restores() {
         "the knocks of a banned source must not reach the sequence"
     );
 
-    ok(&iplock, "ban", &["del", &client]);
+    iplock.run_ok("ban", &["del", &client]);
     assert!(banned(&iplock).is_empty(), "ban del left a ban");
     let again = iplock.run("ban", &["del", &client]);
     assert_eq!(
         again.status.code(),
         Some(2),
         "second ban del: {}",
-        show(&again)
+        describe(&again)
     );
     drop(pair.connect(CLIENT_V4, SERVER_V4, OTHER_PORT, "the ban was lifted"));
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
@@ -219,21 +134,22 @@ fn ban_flush_lifts_every_ban() {
     let iplock = Iplock::new(&pair);
     iplock.load(Mode::Native, &["--knock", KNOCK]);
 
-    ok(&iplock, "ban", &["add", &CLIENT_V4.to_string()]);
-    ok(
-        &iplock,
-        "ban",
-        &["add", &CLIENT_V6.to_string(), "--for", "1h"],
-    );
+    iplock.run_ok("ban", &["add", &CLIENT_V4.to_string()]);
+    iplock.run_ok("ban", &["add", &CLIENT_V6.to_string(), "--for", "1h"]);
     // One ban the program makes itself: a SYN to the closed door.
     pair.assert_dropped(OTHER_V4, SERVER_V4, 22, "nobody knocked");
     // The bans list sorts by address; IPv6 shows the banned /64.
-    wait_until("three bans listed", Duration::from_secs(5), || {
-        banned(&iplock) == ["192.0.2.2", "192.0.2.3", "2001:db8::"]
+    wait_for("three bans listed", Duration::from_secs(5), || {
+        let bans = banned(&iplock);
+        if bans == ["192.0.2.2", "192.0.2.3", "2001:db8::"] {
+            Ok(())
+        } else {
+            Err(format!("{bans:?}"))
+        }
     });
     pair.assert_dropped(CLIENT_V4, SERVER_V4, OTHER_PORT, "192.0.2.2 is banned");
 
-    let out = ok(&iplock, "ban", &["flush"]);
+    let out = iplock.run_ok("ban", &["flush"]);
     assert!(out.contains("lifted 3 ban(s)"), "ban flush said: {out}");
     assert!(banned(&iplock).is_empty(), "bans left after flush");
     for (src, dst) in [
@@ -247,7 +163,7 @@ fn ban_flush_lifts_every_ban() {
 
 fn reload_keeps_door_and_ban_and_switches_sequence(mode: Mode) {
     let pair = NetnsPair::new();
-    add_client_source(&pair, THIRD_V4);
+    pair.add_client_addr(THIRD_V4);
     let _server = EchoServer::start(&pair, &[22, OTHER_PORT]);
     let iplock = Iplock::new(&pair);
     // A long window: the door must still be open after the reload, however
@@ -255,20 +171,9 @@ fn reload_keeps_door_and_ban_and_switches_sequence(mode: Mode) {
     iplock.load(mode, &["--knock", KNOCK, "--open-window", "60s"]);
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     let mut session = pair.connect(CLIENT_V4, SERVER_V4, 22, "192.0.2.2 knocked");
-    ok(&iplock, "ban", &["add", &OTHER_V4.to_string()]);
+    iplock.run_ok("ban", &["add", &OTHER_V4.to_string()]);
 
-    let out = ok(
-        &iplock,
-        "reload",
-        &[
-            "--iface",
-            &pair.server_if,
-            "--mode",
-            mode.arg(),
-            "--knock",
-            NEW_KNOCK,
-        ],
-    );
+    let out = iplock.run_ok("reload", &iplock.settings(mode, &["--knock", NEW_KNOCK]));
     assert!(out.contains("1 interface(s) kept"), "reload said: {out}");
     let status = iplock.status_json();
     assert_eq!(status_knock(&status), NEW_KNOCK, "{status}");
@@ -335,13 +240,8 @@ fn invalid_reload_exits_2_and_changes_nothing() {
     ];
     for (what, args) in cases {
         let out = iplock.run("reload", &args);
-        assert_eq!(out.status.code(), Some(2), "{what}: {}", show(&out));
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            stderr.trim().lines().count(),
-            1,
-            "{what}: want one sentence on one line of stderr, got {stderr:?}"
-        );
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", describe(&out));
+        one_stderr_line(&out);
         let after = iplock.status_json();
         assert_eq!(
             after["config"], before["config"],
@@ -353,148 +253,17 @@ fn invalid_reload_exits_2_and_changes_nothing() {
     drop(pair.connect(CLIENT_V4, SERVER_V4, 22, "the old sequence still opens"));
 }
 
-/// `$IPLOCK_BIN`, else the workspace's debug build, as the harness finds it
-/// (its own lookup is private to `Iplock`).
-fn iplock_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("IPLOCK_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace.join(dir))
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("iplock")
-}
-
-/// `iplock run` in the server namespace, with the pin dir of an [`Iplock`].
-/// Its stderr (the log) is collected; on drop it gets SIGTERM, then SIGKILL
-/// if it has not exited within 10 s.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    reader: Option<thread::JoinHandle<()>>,
-}
-
-impl Daemon {
-    /// Starts `iplock run <args>` and waits until it says it is running.
-    fn start(pair: &NetnsPair, iplock: &Iplock, args: &[&str]) -> Daemon {
-        let bin = iplock_bin();
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", pair.server))
-            .arg("--")
-            .arg(&bin)
-            .arg("run")
-            .arg("--pin-dir")
-            .arg(iplock.pin_dir())
-            .args(args)
-            // The events are logged at info; a RUST_LOG from outside must
-            // not hide them.
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let reader = thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            log,
-            reader: Some(reader),
-        };
-        daemon.wait_for_log("running;", Duration::from_secs(30));
-        daemon
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Waits until the log contains `needle`; panics with the log if the
-    /// daemon exits or `limit` passes first.
-    fn wait_for_log(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.log().contains(needle) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                // Let the reader take the last lines.
-                sleep(Duration::from_millis(100));
-                panic!(
-                    "iplock run exited ({status}) before logging {needle:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "iplock run logged no {needle:?} within {limit:?}:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // nsenter execs iplock without forking (only a pid namespace would
-        // need a fork), so the child is iplock itself.
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill has no memory effects; `pid` is our unreaped child.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill {pid}");
-    }
-
-    /// Waits up to `limit` for the daemon to exit; panics with its log otherwise.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "iplock run still running {limit:?} after the signal:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal(libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
+/// Starts `iplock run <args>` logging at info, where its events are.
+fn start_daemon(iplock: &Iplock, args: &[&str]) -> Daemon {
+    Daemon::start(iplock, args, "info")
 }
 
 /// A config file for `iplock run` on the server veth in native mode.
-fn daemon_config(dir: &TempDir, pair: &NetnsPair, knock: &str) -> PathBuf {
-    dir.write(
-        "iplock.toml",
-        &format!(
-            "interfaces = [\"{}\"]\nmode = \"native\"\nknock = \"{knock}\"\n",
-            pair.server_if
-        ),
-    )
+fn daemon_config(dir: &TempDir, pair: &NetnsPair, knock: &str) -> String {
+    dir.config_file(&format!(
+        "interfaces = [\"{}\"]\nmode = \"native\"\nknock = \"{knock}\"\n",
+        pair.server_if
+    ))
 }
 
 /// GET /metrics from a thread in the server namespace; the metric lines as
@@ -571,11 +340,7 @@ fn run_logs_events_and_serves_metrics_that_match_status() {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     let config = daemon_config(&dir, &pair, KNOCK);
-    let mut daemon = Daemon::start(
-        &pair,
-        &iplock,
-        &["--config", config.to_str().unwrap(), "--metrics", METRICS],
-    );
+    let mut daemon = start_daemon(&iplock, &["--config", &config, "--metrics", METRICS]);
 
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     daemon.wait_for_log(
@@ -626,7 +391,7 @@ fn run_reloads_on_sighup_and_detaches_on_sigterm() {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     let config = daemon_config(&dir, &pair, KNOCK);
-    let mut daemon = Daemon::start(&pair, &iplock, &["--config", config.to_str().unwrap()]);
+    let mut daemon = start_daemon(&iplock, &["--config", &config]);
     assert_eq!(status_knock(&iplock.status_json()), KNOCK);
 
     daemon_config(&dir, &pair, NEW_KNOCK);
@@ -661,20 +426,12 @@ fn run_keep_leaves_the_filter_running_on_sigterm() {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let mut daemon = Daemon::start(
-        &pair,
+    let mut daemon = start_daemon(
         &iplock,
-        &[
-            "--iface",
-            &pair.server_if,
-            "--mode",
-            "native",
-            "--knock",
-            KNOCK,
-            "--open-window",
-            "60s",
-            "--keep",
-        ],
+        &iplock.settings(
+            Mode::Native,
+            &["--knock", KNOCK, "--open-window", "60s", "--keep"],
+        ),
     );
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     daemon.wait_for_log(

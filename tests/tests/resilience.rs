@@ -13,18 +13,20 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use iplock_common::names::LINK_PIN_PREFIX;
-use iplock_e2e::util::run_ok;
+use iplock_e2e::iplock::binary;
+use iplock_e2e::status::{bans, sources};
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir,
-    both_modes, echo, in_netns, require_root, require_tools, run_bounded, try_connect,
+    CLIENT_V4, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir,
+    assert_exit, both_modes, echo, in_netns, link_json, one_stderr_line, require_root,
+    require_tools, run_bounded, run_ok, try_connect, wait_for,
 };
 use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -69,7 +71,7 @@ fn replacement_keeps_state(mode: Mode, sub: &str) {
         return;
     }
     let pair = NetnsPair::new();
-    add_client_addr(&pair, BANNED_V4);
+    pair.add_client_addr(BANNED_V4);
     let _server = EchoServer::start(&pair, &[22, OTHER_PORT]);
     let iplock = Iplock::new(&pair);
     // Windows far longer than the test, so only a lost state can close them.
@@ -109,7 +111,7 @@ fn replacement_keeps_state(mode: Mode, sub: &str) {
         "the pinned link runs another program"
     );
 
-    let out = iplock.run(sub, &settings(&pair, mode, &extra));
+    let out = iplock.run(sub, &iplock.settings(mode, &extra));
     assert_exit(&out, 0, &format!("{sub} over a loaded filter"));
     if sub == "load" {
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -186,7 +188,7 @@ fn replacements_under_a_flood_drop_nothing_legitimate(mode: Mode) {
         return;
     }
     let pair = NetnsPair::new();
-    add_client_addr(&pair, FLOOD_V4);
+    pair.add_client_addr(FLOOD_V4);
     let server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     let extra = [
@@ -197,7 +199,7 @@ fn replacements_under_a_flood_drop_nothing_legitimate(mode: Mode) {
         "--allow",
         "192.0.2.3/32",
     ];
-    let args = settings(&pair, mode, &extra);
+    let args = iplock.settings(mode, &extra);
     iplock.load(mode, &extra);
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     let mut session = pair.connect(CLIENT_V4, SERVER_V4, 22, "192.0.2.2 knocked");
@@ -313,11 +315,8 @@ fn interface_down_and_up_keeps_the_filter(mode: Mode) {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     // Without closed-door bans the source that is refused may knock after.
-    let config = dir.write("iplock.toml", "[ban]\nclosed_door = false\n");
-    iplock.load(
-        mode,
-        &["--config", config.to_str().unwrap(), "--knock", KNOCK],
-    );
+    let config = dir.config_file("[ban]\nclosed_door = false\n");
+    iplock.load(mode, &["--config", &config, "--knock", KNOCK]);
     let prog = single_prog(&pair);
     let (link, _) = pinned_link(&iplock, &pair);
     pair.assert_dropped(CLIENT_V4, SERVER_V4, 22, "nobody knocked");
@@ -333,16 +332,7 @@ fn interface_down_and_up_keeps_the_filter(mode: Mode) {
         ]));
     }
     wait_for("the veth to be up again", SLOW, || {
-        let out = run_ok(Command::new("ip").args([
-            "-n",
-            &pair.server,
-            "-j",
-            "link",
-            "show",
-            "dev",
-            &pair.server_if,
-        ]));
-        let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+        let v = link_json(&pair.server, &pair.server_if);
         if v[0]["operstate"] == "UP" {
             Ok(())
         } else {
@@ -376,24 +366,21 @@ fn run_attaches_again_to_a_recreated_interface(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = dir.write("iplock.toml", "[ban]\nclosed_door = false\n");
-    let log = dir.path().join("run.log");
-    let mut run = Run::start(
-        &pair,
-        iplock.pin_dir(),
-        &log,
-        &settings(
-            &pair,
+    let config = dir.config_file("[ban]\nclosed_door = false\n");
+    let mut run = Daemon::start(
+        &iplock,
+        &iplock.settings(
             mode,
             &[
                 "--config",
-                config.to_str().unwrap(),
+                &config,
                 "--knock",
                 KNOCK,
                 "--sweep-every",
                 "500ms",
             ],
         ),
+        "info",
     );
     wait_for("run to attach", SLOW, || {
         run.assert_running();
@@ -428,7 +415,7 @@ fn run_attaches_again_to_a_recreated_interface(mode: Mode) {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("MISSING"), "status text: {text}");
 
-    recreate_veth(&pair);
+    pair.recreate_veth();
     let back = format!("interface {} is back; attached again", pair.server_if);
     wait_for("run to attach to the new interface", SLOW, || {
         run.assert_running();
@@ -452,7 +439,8 @@ fn run_attaches_again_to_a_recreated_interface(mode: Mode) {
         "192.0.2.2 knocked on the new interface",
     ));
 
-    let status = run.terminate();
+    run.signal(libc::SIGTERM);
+    let status = run.wait_exit(SLOW);
     assert!(status.success(), "run exited {status}: {}", run.log());
     assert!(
         !iplock.pin_dir().exists(),
@@ -478,16 +466,16 @@ fn load_without_bpffs_exits_2_and_attaches_nothing() {
                   ns=$1; shift; exec nsenter --net=\"$ns\" -- \"$@\"";
     let netns = format!("/run/netns/{}", pair.server);
     let pin_dir = iplock.pin_dir().to_str().unwrap();
-    let bin = iplock_bin();
+    let bin = binary();
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
         .arg(&netns)
         .arg(&bin)
         .args(["load", "--pin-dir", pin_dir])
-        .args(settings(&pair, Mode::Skb, &["--knock", KNOCK]));
+        .args(iplock.settings(Mode::Skb, &["--knock", KNOCK]));
     let out = run_bounded(&mut cmd, SLOW);
     assert_exit(&out, 2, "load without bpffs");
-    let line = one_line(&out);
+    let line = one_stderr_line(&out);
     assert!(
         line.contains("bpffs"),
         "the message does not mention bpffs: {line}"
@@ -509,14 +497,14 @@ fn commands_while_the_lock_is_held_exit_2_and_change_nothing() {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     let extra = ["--knock", KNOCK];
-    let args = settings(&pair, Mode::Skb, &extra);
+    let args = iplock.settings(Mode::Skb, &extra);
     let busy = format!("{BUSY} {} right now", iplock.pin_dir().display());
 
     {
         let _held = HeldLock::take(iplock.pin_dir());
         let out = iplock.run("load", &args);
         assert_exit(&out, 2, "load while the lock is held");
-        let line = one_line(&out);
+        let line = one_stderr_line(&out);
         assert!(line.contains(&busy), "want {busy:?}, got {line:?}");
         assert!(!iplock.pin_dir().exists(), "load made a pin dir anyway");
         assert!(xdp_progs(&pair).is_empty(), "load attached anyway");
@@ -536,7 +524,7 @@ fn commands_while_the_lock_is_held_exit_2_and_change_nothing() {
         ] {
             let out = iplock.run(sub, args);
             assert_exit(&out, 2, &format!("{sub} while the lock is held"));
-            let line = one_line(&out);
+            let line = one_stderr_line(&out);
             assert!(line.contains(&busy), "{sub}: want {busy:?}, got {line:?}");
             assert_eq!(single_prog(&pair), prog, "{sub} changed the program");
             assert_eq!(
@@ -565,7 +553,7 @@ fn racing_loads_end_with_one_filter(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let args = settings(&pair, mode, &["--knock", KNOCK]);
+    let args = iplock.settings(mode, &["--knock", KNOCK]);
     let (mut links, mut progs) = (Vec::new(), Vec::new());
     let mut refused = 0;
     for round in 0..ROUNDS {
@@ -591,7 +579,7 @@ fn racing_loads_end_with_one_filter(mode: Mode) {
             match out.status.code() {
                 Some(0) => {}
                 Some(2) => {
-                    let line = one_line(out);
+                    let line = one_stderr_line(out);
                     assert!(line.contains(BUSY), "round {round}: exit 2 with {line:?}");
                     refused += 1;
                 }
@@ -636,74 +624,14 @@ fn racing_loads_end_with_one_filter(mode: Mode) {
     unload_leaves_nothing(&pair, &iplock, &links, &progs);
 }
 
-/// `--iface <server veth> --mode <mode>` and `extra`: the settings every
-/// command of a test repeats.
-fn settings<'a>(pair: &'a NetnsPair, mode: Mode, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["--iface", pair.server_if.as_str(), "--mode", mode.arg()];
-    args.extend_from_slice(extra);
-    args
-}
-
 fn link_name(pair: &NetnsPair) -> String {
     format!("{LINK_PIN_PREFIX}{}", pair.server_if)
-}
-
-fn add_client_addr(pair: &NetnsPair, addr: IpAddr) {
-    run_ok(Command::new("ip").args([
-        "-n",
-        &pair.client,
-        "addr",
-        "add",
-        &format!("{addr}/24"),
-        "dev",
-        &pair.client_if,
-    ]));
-}
-
-/// The veth pair again, as `NetnsPair::new` made it, IPv4 only (the tests
-/// that delete it use nothing else).
-fn recreate_veth(pair: &NetnsPair) {
-    let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
-    ip(&[
-        "link",
-        "add",
-        &pair.server_if,
-        "netns",
-        &pair.server,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &pair.client_if,
-        "netns",
-        &pair.client,
-    ]);
-    let ends = [
-        (&pair.server, &pair.server_if, vec![SERVER_V4]),
-        (&pair.client, &pair.client_if, vec![CLIENT_V4, OTHER_V4]),
-    ];
-    for (ns, dev, addrs) in ends {
-        for addr in addrs {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-        }
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-    }
 }
 
 /// Ids of the XDP programs on the server veth (one, or with native and
 /// generic both attached, two).
 fn xdp_progs(pair: &NetnsPair) -> Vec<u64> {
-    let out = run_ok(Command::new("ip").args([
-        "-n",
-        &pair.server,
-        "-j",
-        "-d",
-        "link",
-        "show",
-        "dev",
-        &pair.server_if,
-    ]));
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+    let v = link_json(&pair.server, &pair.server_if);
     let xdp = &v[0]["xdp"];
     let id = |p: &Value| {
         p["prog"]["id"]
@@ -801,72 +729,6 @@ fn links_and_programs_gone(links: &[u64], progs: &[u64]) {
     });
 }
 
-/// (addr, state, step) of every source in a status.
-fn sources(status: &Value) -> Vec<(String, String, u64)> {
-    status["sources"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no sources in {status}"))
-        .iter()
-        .map(|s| {
-            (
-                s["addr"].as_str().unwrap().to_string(),
-                s["state"].as_str().unwrap().to_string(),
-                s["step"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// (addr, reason) of every ban in a status.
-fn bans(status: &Value) -> Vec<(String, String)> {
-    status["bans"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no bans in {status}"))
-        .iter()
-        .map(|b| {
-            (
-                b["addr"].as_str().unwrap().to_string(),
-                b["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn assert_exit(out: &Output, code: i32, what: &str) {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{what}: exited {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The one line on stderr, which the contract wants for exit status 2.
-fn one_line(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert!(
-        lines.len() == 1 && !lines[0].trim().is_empty(),
-        "want one line on stderr, got {stderr:?}"
-    );
-    lines[0].to_string()
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics with its last
-/// complaint after `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(v) => return v,
-            Err(e) if Instant::now() > deadline => panic!("{what}: not within {limit:?}: {e}"),
-            Err(_) => sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
 fn is_bpffs(path: &str) -> bool {
     let c = std::ffi::CString::new(path).unwrap();
     // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
@@ -874,22 +736,6 @@ fn is_bpffs(path: &str) -> bool {
     // SAFETY: `c` is NUL-terminated and `st` is writable.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_type == libc::BPF_FS_MAGIC
-}
-
-/// `$IPLOCK_BIN`, else the workspace's debug build: what the harness runs,
-/// for the commands it cannot start (a foreground `run`, a private mount
-/// namespace).
-fn iplock_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("IPLOCK_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace.join(dir))
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("iplock")
 }
 
 /// The lock iplock takes for the filter in `pin_dir`, held by the test as
@@ -919,79 +765,6 @@ impl HeldLock {
             std::io::Error::last_os_error()
         );
         HeldLock { _file: file }
-    }
-}
-
-/// `iplock run` in the server namespace, its output in a log file; on drop
-/// it gets SIGTERM (so it detaches), then SIGKILL if it lingers.
-struct Run {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Run {
-    fn start(pair: &NetnsPair, pin_dir: &Path, log: &Path, args: &[&str]) -> Run {
-        let file = File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", pair.server))
-            .arg("--")
-            .arg(iplock_bin())
-            .arg("run")
-            .arg("--pin-dir")
-            .arg(pin_dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("dup the log file"))
-            .stderr(file);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        Run {
-            child,
-            log: log.to_path_buf(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("wait for run") {
-            panic!("run exited {status}: {}", self.log());
-        }
-    }
-
-    /// SIGTERM, and its exit status within [`SLOW`].
-    fn terminate(&mut self) -> ExitStatus {
-        // nsenter execs iplock without forking, so this is iplock's pid.
-        // SAFETY: kill has no memory effects; the pid is our unreaped child.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + SLOW;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for run") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "run still running {SLOW:?} after SIGTERM: {}",
-                self.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: as in terminate.
-            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + SLOW;
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 

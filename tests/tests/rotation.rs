@@ -13,18 +13,19 @@
 //! be busy, so the margins are wide.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, sleep};
+use std::process::{Command, Output};
+use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use iplock_e2e::iplock::binary;
+use iplock_e2e::knockers::iplock_knock;
+use iplock_e2e::status::{counter, knock_sequence};
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, NetnsPair, OTHER_V4, SERVER_V4, SERVER_V6, TempDir,
-    require_root, run_bounded,
+    CLIENT_V4, Daemon, EchoServer, Iplock, NO_BANS, NetnsPair, OTHER_V4, SERVER_V4, SERVER_V6,
+    TempDir, describe, one_stderr_line, require_root, run_bounded,
 };
 
 /// The rotation period of every test, in seconds.
@@ -37,28 +38,6 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// Time between knocks of the client: small, so a sequence fits well
 /// inside a period, yet enough to keep the knocks in order.
 const DELAY: &str = "50ms";
-
-/// `$IPLOCK_BIN`, else the workspace's debug build, as the harness finds it
-/// (its own lookup is private to `Iplock`).
-fn iplock_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("IPLOCK_BIN") {
-        return PathBuf::from(bin);
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace.join(dir))
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("iplock")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The period the wall clock is in, and how far into it.
 fn clock() -> (u64, Duration) {
@@ -91,29 +70,20 @@ fn new_secret(dir: &TempDir, name: &str) -> PathBuf {
         Command::new("sh")
             .arg("-c")
             .arg("exec \"$0\" secret new > \"$1\"")
-            .arg(iplock_bin())
+            .arg(binary())
             .arg(&path),
         Duration::from_secs(10),
     );
-    assert!(out.status.success(), "iplock secret new: {}", show(&out));
+    assert!(
+        out.status.success(),
+        "iplock secret new: {}",
+        describe(&out)
+    );
     path
 }
 
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// `iplock knock <args>` in the client namespace (`ip netns exec` is fine:
-/// the client needs no bpffs).
-fn iplock_knock(pair: &NetnsPair, args: &[&str]) -> Output {
-    run_bounded(
-        Command::new("ip")
-            .args(["netns", "exec", &pair.client])
-            .arg(iplock_bin())
-            .arg("knock")
-            .args(args),
-        Duration::from_secs(20),
-    )
 }
 
 /// The sequence `iplock knock` says it sent: `tcp:1,udp:2,...`.
@@ -124,103 +94,15 @@ fn knocked(out: &Output) -> String {
         .find_map(|l| l.strip_prefix("iplock: knocked on "))
         .and_then(|l| l.split_once(" with "))
         .map(|(_, seq)| seq.trim().to_string())
-        .unwrap_or_else(|| panic!("iplock knock printed no sequence: {}", show(out)))
+        .unwrap_or_else(|| panic!("iplock knock printed no sequence: {}", describe(out)))
 }
 
 /// Asserts a refusal: exit status 2 and one sentence on one line of stderr
 /// that contains `needle`.
 fn assert_refused(what: &str, out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "{what}: {}", show(out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.trim().lines().count(),
-        1,
-        "{what}: want one sentence on one line, got {stderr:?}"
-    );
-    assert!(
-        stderr.contains(needle),
-        "{what}: {stderr:?} lacks {needle:?}"
-    );
-}
-
-/// `iplock run` in the server namespace with the pin dir of an [`Iplock`];
-/// its log (stderr) is kept for failure messages. On drop it gets SIGTERM,
-/// then SIGKILL if it has not exited within 10 s.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(pair: &NetnsPair, iplock: &Iplock, config: &Path) -> Daemon {
-        let bin = iplock_bin();
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", pair.server))
-            .arg("--")
-            .arg(&bin)
-            .arg("run")
-            .arg("--pin-dir")
-            .arg(iplock.pin_dir())
-            .arg("--config")
-            .arg(config)
-            // Rotations are logged at debug: the log then tells when each
-            // new sequence reached the filter.
-            .env("RUST_LOG", "info,iplock=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        // Ends by itself when the daemon exits and the pipe closes.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut daemon = Daemon { child, log };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !daemon.log().contains("running;") {
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                sleep(Duration::from_millis(100));
-                panic!("iplock run exited ({status}):\n{}", daemon.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "iplock run did not start within 30 s:\n{}",
-                daemon.log()
-            );
-            sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // nsenter execs iplock (no pid namespace, no fork), so this is
-            // iplock itself.
-            let pid = self.child.id() as libc::pid_t;
-            // SAFETY: kill has no memory effects; `pid` is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    assert_eq!(out.status.code(), Some(2), "{what}: {}", describe(out));
+    let line = one_stderr_line(out);
+    assert!(line.contains(needle), "{what}: {line:?} lacks {needle:?}");
 }
 
 /// A server running `iplock run` with a rotating sequence, a client with
@@ -233,7 +115,7 @@ struct Rig {
     pair: NetnsPair,
     /// The secret file the config names.
     secret: PathBuf,
-    config: PathBuf,
+    config: String,
     /// How the client must be told the rotation (besides the secret).
     rotation_args: Vec<String>,
     dir: TempDir,
@@ -248,18 +130,17 @@ impl Rig {
         let secret = new_secret(&dir, "secret");
         let pair = NetnsPair::new();
         let server = EchoServer::start(&pair, &[22]);
-        let config = dir.write(
-            "iplock.toml",
-            &format!(
-                "interfaces = [\"{}\"]\nprotect = [22]\n\
-                 rotate = {{ secret_file = \"{}\", period = \"{PERIOD_ARG}\", steps = {steps}, udp = {udp} }}\n\
-                 [ban]\nwrong_knock = false\nclosed_door = false\n",
-                pair.server_if,
-                secret.display()
-            ),
-        );
+        let config = dir.config_file(&format!(
+            "interfaces = [\"{}\"]\nprotect = [22]\n\
+             rotate = {{ secret_file = \"{}\", period = \"{PERIOD_ARG}\", steps = {steps}, udp = {udp} }}\n\
+             {NO_BANS}",
+            pair.server_if,
+            secret.display()
+        ));
         let iplock = Iplock::new(&pair);
-        let daemon = Daemon::start(&pair, &iplock, &config);
+        // Rotations are logged at debug: the log then tells when each new
+        // sequence reached the filter.
+        let daemon = Daemon::start(&iplock, &["--config", &config], "info,iplock=debug");
         let mut rotation_args = vec![
             "--period".to_string(),
             PERIOD_ARG.to_string(),
@@ -282,7 +163,7 @@ impl Rig {
     }
 
     fn config(&self) -> &str {
-        self.config.to_str().unwrap()
+        &self.config
     }
 
     /// `iplock knock <host> --secret-file <secret> <rotation> <args>` from
@@ -308,7 +189,7 @@ impl Rig {
         all.extend_from_slice(&["--then-connect", "22"]);
         let out = self.knock_with(SERVER_V4, &self.secret, &all);
         if !out.status.success() {
-            self.fail(&format!("iplock knock: {why}: {}", show(&out)));
+            self.fail(&format!("iplock knock: {why}: {}", describe(&out)));
         }
         knocked(&out)
     }
@@ -324,36 +205,24 @@ impl Rig {
             secret,
             &["--unix-time", &time],
         );
-        assert!(out.status.success(), "deriving a sequence: {}", show(&out));
+        assert!(
+            out.status.success(),
+            "deriving a sequence: {}",
+            describe(&out)
+        );
         knocked(&out)
     }
 
     /// The filter's current and previous sequence, without step timeouts.
     fn kernel(&self) -> (String, String) {
         let status = self.iplock.status_json();
-        let seq = |key: &str| {
-            status["config"][key]
-                .as_array()
-                .map(|steps| {
-                    steps
-                        .iter()
-                        .map(|s| {
-                            let s = s.as_str().expect("a step is a string");
-                            s.split('/').next().unwrap().to_string()
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default()
-        };
+        let seq = |key: &str| knock_sequence(&status, key).unwrap_or_default();
         assert_eq!(status["config"]["rotating"], true, "{status}");
         (seq("knock"), seq("previous_knock"))
     }
 
     fn counter(&self, name: &str) -> u64 {
-        self.iplock.status_json()["counters"][name]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no counter {name}"))
+        counter(&self.iplock.status_json(), name)
     }
 
     /// Waits for the first period from `first` on in which the filter holds
@@ -461,7 +330,7 @@ fn a_client_with_the_secret_opens_the_door() {
         ],
     );
     if !out.status.success() {
-        rig.fail(&format!("iplock knock -6 --config: {}", show(&out)));
+        rig.fail(&format!("iplock knock -6 --config: {}", describe(&out)));
     }
 }
 
@@ -531,7 +400,7 @@ fn a_clock_one_period_behind_works_two_do_not() {
     assert_eq!(now / PERIOD, index);
     let two_behind = (now - 2 * PERIOD).to_string();
     let out = rig.knock_with(SERVER_V4, &rig.secret, &["--unix-time", &two_behind]);
-    assert!(out.status.success(), "iplock knock: {}", show(&out));
+    assert!(out.status.success(), "iplock knock: {}", describe(&out));
     rig.pair.assert_dropped(
         CLIENT_V4,
         SERVER_V4,
@@ -576,7 +445,7 @@ fn a_new_secret_counts_from_the_reload_on() {
     );
     std::fs::rename(&new, &rig.secret).unwrap();
     let out = rig.iplock.run("reload", &["--config", rig.config()]);
-    assert!(out.status.success(), "iplock reload: {}", show(&out));
+    assert!(out.status.success(), "iplock reload: {}", describe(&out));
     assert_eq!(
         rig.kernel(),
         (new_next.clone(), new_this),
@@ -609,7 +478,7 @@ fn a_new_secret_opens_even_in_the_period_the_old_one_was_used() {
     rig.knock_opens(&[], "the old secret before the change");
     std::fs::rename(&new, &rig.secret).unwrap();
     let out = rig.iplock.run("reload", &["--config", rig.config()]);
-    assert!(out.status.success(), "iplock reload: {}", show(&out));
+    assert!(out.status.success(), "iplock reload: {}", describe(&out));
     let new_this = rig.derive(&rig.secret, index);
     assert_eq!(rig.kernel().0, new_this);
     rig.pair.knock(OTHER_V4, SERVER_V4, &new_this);
@@ -647,15 +516,12 @@ fn secret_files_are_private_and_readable_ones_are_refused() {
 
     let pair = NetnsPair::new();
     let iplock = Iplock::new(&pair);
-    let config = dir.write(
-        "iplock.toml",
-        &format!(
-            "interfaces = [\"{}\"]\nrotate = {{ secret_file = \"{}\", period = \"{PERIOD_ARG}\" }}\n",
-            pair.server_if,
-            secret.display()
-        ),
-    );
-    let config = config.to_str().unwrap();
+    let config = dir.config_file(&format!(
+        "interfaces = [\"{}\"]\nrotate = {{ secret_file = \"{}\", period = \"{PERIOD_ARG}\" }}\n",
+        pair.server_if,
+        secret.display()
+    ));
+    let config = config.as_str();
     let path = secret.to_str().unwrap();
     for mode in [0o644, 0o640] {
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -674,7 +540,7 @@ fn secret_files_are_private_and_readable_ones_are_refused() {
             &out,
             "readable by others",
         );
-        assert!(out.stdout.is_empty(), "nothing is sent: {}", show(&out));
+        assert!(out.stdout.is_empty(), "nothing is sent: {}", describe(&out));
         let out = iplock_knock(&pair, &[&SERVER_V4.to_string(), "--config", config]);
         assert_refused(
             &format!("iplock knock --config with a {mode:o} secret"),

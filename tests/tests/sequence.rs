@@ -4,12 +4,12 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::thread::sleep;
 use std::time::Duration;
 
 use iplock_e2e::{
-    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NetnsPair, SERVER_V4, TempDir, both_modes, in_netns,
+    CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NO_BANS, NetnsPair, SERVER_V4, TempDir, both_modes,
+    in_netns,
 };
 
 both_modes!(
@@ -21,23 +21,13 @@ both_modes!(
     knock_ports_answer_nothing,
 );
 
-fn config_without_bans(dir: &TempDir) -> PathBuf {
-    dir.write(
-        "iplock.toml",
-        "[ban]\nwrong_knock = false\nclosed_door = false\n",
-    )
-}
-
 fn wrong_order_fails(mode: Mode) {
     let dir = TempDir::new();
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = config_without_bans(&dir);
-    iplock.load(
-        mode,
-        &["--config", config.to_str().unwrap(), "--knock", KNOCK],
-    );
+    let config = dir.config_file(NO_BANS);
+    iplock.load(mode, &["--config", &config, "--knock", KNOCK]);
     pair.knock(CLIENT_V4, SERVER_V4, "tcp:100,tcp:200,udp:300");
     pair.assert_dropped(
         CLIENT_V4,
@@ -54,8 +44,8 @@ fn expired_step_fails(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = config_without_bans(&dir);
-    let config = config.to_str().unwrap();
+    let config = dir.config_file(NO_BANS);
+    let config = config.as_str();
     iplock.load(
         mode,
         &["--config", config, "--knock", KNOCK, "--step-timeout", "1s"],
@@ -78,8 +68,8 @@ fn per_step_timeout_overrides_default(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = config_without_bans(&dir);
-    let config = config.to_str().unwrap();
+    let config = dir.config_file(NO_BANS);
+    let config = config.as_str();
     let knock = "tcp:100,udp:300/4s,tcp:200";
     iplock.load(
         mode,

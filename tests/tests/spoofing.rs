@@ -17,15 +17,16 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, sleep};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use iplock_e2e::util::run_ok;
+use iplock_e2e::rng::{Rng, seed};
+use iplock_e2e::status::{counter, source_step};
 use iplock_e2e::{
     CLIENT_V4, CLIENT_V6, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, OTHER_V6,
-    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, try_connect,
+    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, link_json,
+    try_connect,
 };
 use serde_json::Value;
 
@@ -50,7 +51,7 @@ fn flood_opens_no_door(mode: Mode) {
     let iplock = Iplock::new(&pair);
     iplock.load(mode, &["--knock", KNOCK]);
     let inject = Injector::new(&pair);
-    let mut rng = Rng::seeded("flood_opens_no_door");
+    let mut rng = seeded("flood_opens_no_door");
     let mut spoofed = Spoofed::default();
 
     // Runs of the right sequence, each step from a new source, between
@@ -92,15 +93,12 @@ fn allow_listed_source_is_never_banned(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
-    let config = dir.write(
-        "iplock.toml",
-        &format!("[ban]\ntrap_ports = [{TRAP_PORT}]\n"),
-    );
+    let config = dir.config_file(&format!("[ban]\ntrap_ports = [{TRAP_PORT}]\n"));
     iplock.load(
         mode,
         &[
             "--config",
-            config.to_str().unwrap(),
+            &config,
             "--knock",
             KNOCK,
             "--allow",
@@ -110,7 +108,7 @@ fn allow_listed_source_is_never_banned(mode: Mode) {
         ],
     );
     let inject = Injector::new(&pair);
-    let mut rng = Rng::seeded("allow_listed_source_is_never_banned");
+    let mut rng = seeded("allow_listed_source_is_never_banned");
 
     // Everything that bans, in the allow-listed sources' names: knocks out
     // of order, SYNs through the closed door, the trap port.
@@ -162,14 +160,14 @@ fn flood_evicts_an_in_progress_knock(mode: Mode) {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = load_small_map(&pair, &dir, mode);
     let inject = Injector::new(&pair);
-    let mut rng = Rng::seeded("flood_evicts_an_in_progress_knock");
+    let mut rng = seeded("flood_evicts_an_in_progress_knock");
     let mut spoofed = Spoofed::default();
 
     pair.knock_tcp(CLIENT_V4, SERVER_V4, 100);
     wait_for(&iplock, "the real first knock is counted", |c| {
         c["knock_advanced"].as_u64() == Some(1)
     });
-    assert_eq!(source_step(&iplock, CLIENT_V4), Some(1));
+    assert_eq!(source_step(&iplock.status_json(), CLIENT_V4), Some(1));
 
     // Eight times as many new first-step knockers as the map holds.
     let flood = 8 * SMALL_MAP;
@@ -182,7 +180,7 @@ fn flood_evicts_an_in_progress_knock(mode: Mode) {
     let sources = status["sources"].as_array().expect("sources is an array");
     assert!(sources.len() as u64 <= SMALL_MAP, "{status}");
     assert_eq!(
-        source_step(&iplock, CLIENT_V4),
+        source_step(&iplock.status_json(), CLIENT_V4),
         None,
         "the flood evicted 192.0.2.2's progress"
     );
@@ -210,7 +208,7 @@ fn quick_sequence_gets_in_during_a_flood(mode: Mode) {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = load_small_map(&pair, &dir, mode);
     let inject = Injector::new(&pair);
-    let mut rng = Rng::seeded("quick_sequence_gets_in_during_a_flood");
+    let mut rng = seeded("quick_sequence_gets_in_during_a_flood");
     let mut spoofed = Spoofed::default();
 
     // About 250 new sources a second, four times the map in all: the map is
@@ -257,66 +255,30 @@ fn quick_sequence_gets_in_during_a_flood(mode: Mode) {
 
 fn load_small_map(pair: &NetnsPair, dir: &TempDir, mode: Mode) -> Iplock {
     let iplock = Iplock::new(pair);
-    let config = dir.write("iplock.toml", &format!("[maps]\nsources = {SMALL_MAP}\n"));
-    iplock.load(
-        mode,
-        &["--config", config.to_str().unwrap(), "--knock", KNOCK],
-    );
+    let config = dir.config_file(&format!("[maps]\nsources = {SMALL_MAP}\n"));
+    iplock.load(mode, &["--config", &config, "--knock", KNOCK]);
     iplock
-}
-
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name} in {status}"))
 }
 
 /// Polls `iplock status` until `done(counters)`, for up to 10 s: frames are
 /// counted when the kernel gets to them, not when the sender returns.
 fn wait_for(iplock: &Iplock, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    iplock_e2e::wait_for(what, Duration::from_secs(10), || {
         let status = iplock.status_json();
         if done(&status["counters"]) {
-            return status;
+            Ok(status)
+        } else {
+            Err(status["counters"].to_string())
         }
-        assert!(
-            Instant::now() < deadline,
-            "waited in vain until {what}: {}",
-            status["counters"]
-        );
-        sleep(Duration::from_millis(50));
-    }
-}
-
-/// The step of `addr` in `iplock status`, if it is listed.
-fn source_step(iplock: &Iplock, addr: IpAddr) -> Option<u64> {
-    let status = iplock.status_json();
-    status["sources"]
-        .as_array()
-        .expect("sources is an array")
-        .iter()
-        .find(|s| s["addr"] == addr.to_string())
-        .map(|s| s["step"].as_u64().expect("step is a number"))
+    })
 }
 
 /// `iplock ban list --json`.
 fn ban_list(iplock: &Iplock) -> Vec<Value> {
-    let out = iplock.run("ban", &["list", "--json"]);
-    assert!(
-        out.status.success(),
-        "iplock ban list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_else(|| {
-            panic!(
-                "ban list --json printed no JSON array: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+    let list = iplock.json("ban", &["list", "--json"]);
+    list.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("ban list --json printed no JSON array: {list}"))
 }
 
 /// Distinct made-up sources: the 254 hosts of 198.51.100.0/24, then IPv6
@@ -531,8 +493,7 @@ impl Injector {
 
 /// Interface index and MAC address of `dev` in namespace `ns`.
 fn link(ns: &str, dev: &str) -> (i32, [u8; 6]) {
-    let out = run_ok(Command::new("ip").args(["-n", ns, "-j", "link", "show", "dev", dev]));
-    let json: Value = serde_json::from_slice(&out.stdout).expect("ip -j prints JSON");
+    let json = link_json(ns, dev);
     let ifindex = json[0]["ifindex"].as_i64().expect("ifindex") as i32;
     let text = json[0]["address"].as_str().expect("address");
     let mut mac = [0u8; 6];
@@ -558,37 +519,10 @@ fn checksum(parts: &[&[u8]]) -> u16 {
     !(sum as u16)
 }
 
-/// SplitMix64: small, seedable and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `IPLOCK_SPOOF_SEED`, else the clock; the seed is printed so
-    /// a failure can be replayed.
-    fn seeded(test: &str) -> Rng {
-        let seed = std::env::var(SEED_VAR)
-            .map(|s| {
-                s.parse()
-                    .unwrap_or_else(|_| panic!("{SEED_VAR}={s} is not a u64"))
-            })
-            .unwrap_or_else(|_| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("{test}: seed {seed} (replay: {SEED_VAR}={seed})");
-        Rng(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
+/// Seeded from `IPLOCK_SPOOF_SEED`, else the clock; the seed is printed so
+/// a failure can be replayed.
+fn seeded(test: &str) -> Rng {
+    let seed = seed(SEED_VAR);
+    eprintln!("{test}: seed {seed} (replay: {SEED_VAR}={seed})");
+    Rng::new(seed)
 }

@@ -5,6 +5,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use iplock_common::counters::Counter;
+use iplock_e2e::status::entry;
 use iplock_e2e::{
     CLIENT_V4, CLIENT_V6, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, SERVER_V6,
     both_modes,
@@ -14,12 +15,7 @@ use serde_json::Value;
 both_modes!(status_json_shows_sources_bans_and_counters);
 
 fn find<'a>(status: &'a Value, list: &str, addr: &str) -> &'a Value {
-    status[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("{list} is not an array in {status}"))
-        .iter()
-        .find(|entry| entry["addr"] == addr)
-        .unwrap_or_else(|| panic!("{addr} missing from {list} in {status}"))
+    entry(status, list, addr).unwrap_or_else(|| panic!("{addr} missing from {list} in {status}"))
 }
 
 fn expires_in(entry: &Value) -> f64 {
