@@ -92,6 +92,7 @@ pub fn reload(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
 }
 
 fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
+    crate::layout::prepare(dir)?;
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
     let old = maps.config()?;
     let current = interfaces(&maps)?;

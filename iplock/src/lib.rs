@@ -12,6 +12,7 @@ pub mod filter;
 pub mod iface;
 pub mod knock;
 pub mod knock_client;
+pub mod layout;
 pub mod maps;
 pub mod metrics;
 pub mod object;
