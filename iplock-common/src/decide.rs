@@ -20,6 +20,9 @@ pub trait Lookup {
     fn source(&mut self) -> Option<SourceState>;
     /// Whether the rotating sequence with this id has already opened a door.
     fn spent(&mut self, seq_id: u32) -> bool;
+    /// The time now, boot-time ns. Asked only when a decision depends on
+    /// it: reading the clock costs more than the map lookup it would follow.
+    fn now(&mut self) -> u64;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,9 +74,14 @@ fn ban_for(cfg: &Config, now: u64, reason: u32) -> BanUpdate {
 
 /// Decide the fate of one TCP or UDP packet from one source.
 #[inline(always)]
-pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> Decision {
+pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     let role = cfg.role(pkt);
-    let banned = matches!(look.ban(), Some(b) if b.until_ns > now);
+    let ban = look.ban();
+    if role == PortRole::Other && ban.is_none() {
+        return Decision::new(Verdict::Pass, Counter::Unrelated);
+    }
+    let now = look.now();
+    let banned = matches!(ban, Some(b) if b.until_ns > now);
     if role == PortRole::Other && !banned {
         return Decision::new(Verdict::Pass, Counter::Unrelated);
     }

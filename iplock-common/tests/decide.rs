@@ -43,6 +43,7 @@ struct Asked {
     allow: u32,
     ban: u32,
     source: u32,
+    now: u32,
 }
 
 /// The three maps as seen from one source address.
@@ -52,6 +53,8 @@ struct Fake {
     ban: Option<BanEntry>,
     source: Option<SourceState>,
     asked: Asked,
+    /// The clock the decision reads.
+    now: u64,
 }
 
 impl Lookup for Fake {
@@ -69,6 +72,10 @@ impl Lookup for Fake {
     }
     fn spent(&mut self, _seq_id: u32) -> bool {
         false
+    }
+    fn now(&mut self) -> u64 {
+        self.asked.now += 1;
+        self.now
     }
 }
 
@@ -89,7 +96,8 @@ impl Fake {
     /// Decides one packet with fresh lookup bookkeeping, without writing.
     fn decide(&mut self, pkt: Packet, cfg: &Config, now: u64) -> Decision {
         self.asked = Asked::default();
-        decide(&pkt, cfg, now, self)
+        self.now = now;
+        decide(&pkt, cfg, self)
     }
 
     /// What the eBPF glue does with a decision.
@@ -1272,7 +1280,7 @@ fn eight_step_sequence() {
 // ------------------------------------------------------------- lookups
 
 #[test]
-fn fast_path_asks_only_the_ban_map() {
+fn fast_path_asks_only_the_ban_map_and_the_clock_only_for_a_ban() {
     let c = cfg().trap(TRAP).build();
     for fake in [
         fresh(),
@@ -1287,6 +1295,7 @@ fn fast_path_asks_only_the_ban_map() {
                 f.asked,
                 Asked {
                     ban: 1,
+                    now: u32::from(fake.ban.is_some()),
                     ..Asked::default()
                 },
                 "{pkt:?} from {fake:?}"
@@ -1475,6 +1484,7 @@ fn any_fake() -> impl Strategy<Value = Fake> {
             ban,
             source,
             asked: Asked::default(),
+            now: 0,
         })
 }
 
@@ -1728,7 +1738,7 @@ proptest! {
         if let Some(s) = d.source {
             prop_assert_ne!(s, fake.source.unwrap_or_default());
         }
-        prop_assert!(f.asked.allow <= 1 && f.asked.ban <= 1 && f.asked.source <= 1, "{:?}", f.asked);
+        prop_assert!(f.asked.allow <= 1 && f.asked.ban <= 1 && f.asked.source <= 1 && f.asked.now <= 1, "{:?}", f.asked);
     }
 
     /// Masking keeps the first `bits` bits and clears the rest.

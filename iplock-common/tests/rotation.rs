@@ -17,6 +17,7 @@ struct Fake {
     source: Option<SourceState>,
     ban: Option<BanEntry>,
     spent: HashSet<u32>,
+    now: u64,
 }
 
 impl Lookup for Fake {
@@ -32,6 +33,9 @@ impl Lookup for Fake {
     fn spent(&mut self, seq_id: u32) -> bool {
         self.spent.contains(&seq_id)
     }
+    fn now(&mut self) -> u64 {
+        self.now
+    }
 }
 
 impl Fake {
@@ -41,7 +45,8 @@ impl Fake {
             dport: port,
             tcp_flags: if proto == PROTO_TCP { TCP_SYN } else { 0 },
         };
-        let d = decide(&pkt, cfg, now, self);
+        self.now = now;
+        let d = decide(&pkt, cfg, self);
         if let Some(s) = d.source {
             self.source = Some(s);
         }

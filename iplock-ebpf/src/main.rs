@@ -75,14 +75,12 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
     let parse::Parsed { src, pkt } = parse::parse(ctx)?;
     // Index 0 of an array map always exists; the check is for the verifier.
     let cfg = IPLOCK_CONFIG.get(0).ok_or(Unclassified::Pass)?;
-    // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     let ban_key = addr::ban_key(&src, cfg.ban_prefix_v6);
     let mut maps = Maps {
         src: &src,
         ban_key: &ban_key,
     };
-    let d = decide::decide(&pkt, cfg, now, &mut maps);
+    let d = decide::decide(&pkt, cfg, &mut maps);
 
     if let Some(state) = d.source {
         // A full LRU map evicts rather than fails, so an error here means the
@@ -135,6 +133,12 @@ impl Lookup for Maps<'_> {
     fn source(&mut self) -> Option<SourceState> {
         // SAFETY: as for `ban`.
         unsafe { IPLOCK_SOURCES.get(self.src) }.copied()
+    }
+
+    #[inline(always)]
+    fn now(&mut self) -> u64 {
+        // SAFETY: a helper without arguments or preconditions.
+        unsafe { bpf_ktime_get_boot_ns() }
     }
 
     #[inline(always)]
