@@ -20,7 +20,7 @@ use frame::{
     ACK, ETHERTYPE_ARP, Ext, FIN, Frame, PSH, RST, SYN, TPID_8021AD, TPID_8021Q, icmp, ip_proto,
     non_ip, tcp, udp,
 };
-use harness::{Harness, at, now_ns, privileged};
+use harness::{Harness, at, privileged};
 use iplock_common::config::{
     Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step,
 };
@@ -183,7 +183,7 @@ fn ip(s: &str) -> IpAddr {
 fn run_case(h: &mut Harness, case: &Case) {
     let name = case.name;
     h.reset(&case.config);
-    let now = now_ns();
+    let now = iplock::clock::boot_ns();
     for seed in &case.seed {
         match *seed {
             Seed::Source {
@@ -217,7 +217,7 @@ fn run_case(h: &mut Harness, case: &Case) {
         assert_eq!(got, *want, "{name}: frame {i} ({frame:?})");
     }
 
-    let after = now_ns();
+    let after = iplock::clock::boot_ns();
     let sources: BTreeMap<IpAddr, Src> = h
         .sources()
         .into_iter()
@@ -1370,11 +1370,11 @@ fn timestamps_are_boot_time() {
     }
     let h = Harness::new(&config());
     let cfg = h.config();
-    let before = now_ns();
+    let before = iplock::clock::boot_ns();
     for (frame, want) in knocks(A) {
         assert_eq!(h.run(&frame.bytes()), want);
     }
-    let after = now_ns();
+    let after = iplock::clock::boot_ns();
     let s = h.sources()[&ip(A)];
     assert!(
         (before..=after).contains(&s.last_knock_ns),
@@ -1387,9 +1387,9 @@ fn timestamps_are_boot_time() {
     assert_eq!(h.run(&tcp(A, 200, SYN).bytes()), Drop);
     assert_eq!(h.sources()[&ip(A)], s);
 
-    let before = now_ns();
+    let before = iplock::clock::boot_ns();
     assert_eq!(h.run(&tcp(B, SSH, SYN).bytes()), Drop);
-    let after = now_ns();
+    let after = iplock::clock::boot_ns();
     let b = h.bans()[&ip(B)];
     assert!(
         (before + cfg.ban_time_ns..=after + cfg.ban_time_ns).contains(&b.until_ns),

@@ -43,18 +43,6 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
-/// CLOCK_BOOTTIME in nanoseconds, the clock of bpf_ktime_get_boot_ns.
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// `now` moved by a signed number of seconds.
 pub fn at(now: u64, secs: i64) -> u64 {
     now.checked_add_signed(secs * 1_000_000_000)
