@@ -95,7 +95,7 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     crate::layout::prepare(dir)?;
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
     let old = maps.config()?;
-    let current = interfaces(&maps)?;
+    let current = maps.interfaces()?;
     let prog = program(&mut ebpf)?;
     let mut r = Reloaded::default();
 
@@ -259,7 +259,7 @@ fn remove_stale_link(dir: &PinDir, name: &str) -> Result<()> {
 pub fn interface_changes(dir: &PinDir) -> Result<(Vec<String>, Vec<String>)> {
     let maps = Maps::open(dir)?;
     let (mut gone, mut back) = (Vec::new(), Vec::new());
-    for e in interfaces(&maps)? {
+    for e in maps.interfaces()? {
         let name = iface::from_fixed(&e.name);
         match iface::index(&name) {
             None => gone.push(name),
@@ -268,17 +268,6 @@ pub fn interface_changes(dir: &PinDir) -> Result<(Vec<String>, Vec<String>)> {
         }
     }
     Ok((gone, back))
-}
-
-fn interfaces(maps: &Maps) -> Result<Vec<IfaceEntry>> {
-    let mut out = Vec::new();
-    for e in maps.ifaces.iter() {
-        let e = e.context(|| "reading the interface map".into())?;
-        if e.mode != 0 {
-            out.push(e);
-        }
-    }
-    Ok(out)
 }
 
 fn record_interfaces(maps: &mut Maps, attached: &[&Attached]) -> Result<()> {

@@ -59,4 +59,16 @@ impl Maps {
             .get(&0, 0)
             .context(|| "reading the configuration map".into())
     }
+
+    /// The interfaces the filter is attached to (the used slots).
+    pub fn interfaces(&self) -> Result<Vec<IfaceEntry>> {
+        let mut out = Vec::new();
+        for e in self.ifaces.iter() {
+            let e = e.context(|| "reading the interface map".into())?;
+            if e.mode != 0 {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -96,6 +96,18 @@ enum KnockList {
     Many(Vec<String>),
 }
 
+impl KnockList {
+    fn steps(&self) -> Result<Vec<Step>> {
+        match self {
+            KnockList::One(s) => knock::parse_sequence(s),
+            KnockList::Many(v) => v.iter().map(|s| Step::parse(s)).collect(),
+        }
+    }
+}
+
+/// The protected port when none is given: SSH.
+pub const DEFAULT_PROTECT: [u16; 1] = [22];
+
 /// `rotate = { secret_file = "...", period = "30s", steps = 3, udp = false }`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,16 +243,13 @@ impl Settings {
         };
         let interfaces = pick(&args.interfaces, file.interfaces);
         let protect = if args.protect.is_empty() {
-            file.protect.unwrap_or_else(|| vec![22])
+            file.protect.unwrap_or_else(|| DEFAULT_PROTECT.to_vec())
         } else {
             args.protect.clone()
         };
         let knock = match (&args.knock, file.knock) {
             (Some(s), _) => knock::parse_sequence(s)?,
-            (None, Some(KnockList::One(s))) => knock::parse_sequence(&s)?,
-            (None, Some(KnockList::Many(v))) => {
-                v.iter().map(|s| Step::parse(s)).collect::<Result<_>>()?
-            }
+            (None, Some(list)) => list.steps()?,
             (None, None) => Vec::new(),
         };
         // A --knock flag overrides a rotating sequence of the file too.
@@ -421,12 +430,11 @@ fn nanos(d: Duration) -> u64 {
 /// so only the file's syntax and its `knock` key are checked.
 pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<Vec<Step>> {
     let file = read_file(path)?;
-    match (file.knock, &file.rotate) {
-        (Some(KnockList::One(s)), _) => knock::parse_sequence(&s),
-        (Some(KnockList::Many(v)), _) => v.iter().map(|s| Step::parse(s)).collect(),
+    match (&file.knock, &file.rotate) {
+        (Some(list), _) => list.steps(),
         (None, Some(r)) => {
             let r = r.rotation()?;
-            let mut excluded = file.protect.unwrap_or_else(|| vec![22]);
+            let mut excluded = file.protect.unwrap_or_else(|| DEFAULT_PROTECT.to_vec());
             excluded.extend(file.ban.trap_ports.unwrap_or_default());
             Ok(r.sequence(rotate::period_index(unix_secs, r.period), &excluded))
         }

@@ -1,7 +1,7 @@
 //! What a loaded filter is doing, read from its pinned maps.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use iplock_common::addr;
@@ -131,11 +131,7 @@ pub fn read(dir: &PinDir) -> Result<Status> {
     let now = boot_ns();
 
     let mut interfaces = Vec::new();
-    for e in maps.ifaces.iter() {
-        let e = e.context(|| "reading the interface map".into())?;
-        if e.mode == 0 {
-            continue;
-        }
+    for e in maps.interfaces()? {
         let name = iface::from_fixed(&e.name);
         interfaces.push(InterfaceStatus {
             present: iface::index(&name) == Some(e.ifindex),
@@ -229,6 +225,35 @@ pub fn allow_list(maps: &Maps, now: u64) -> Result<Vec<AllowStatus>> {
     Ok(allow)
 }
 
+impl fmt::Display for SourceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<40} {:<9} step {}  {}s left",
+            self.addr, self.state, self.step, self.expires_in_s
+        )
+    }
+}
+
+impl fmt::Display for BanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<40} {:<12} {}s left",
+            self.addr, self.reason, self.expires_in_s
+        )
+    }
+}
+
+impl fmt::Display for AllowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.expires_in_s {
+            Some(s) => write!(f, "{}  {s}s left", self.cidr),
+            None => write!(f, "{}", self.cidr),
+        }
+    }
+}
+
 impl Status {
     /// The status as a page of text for a terminal.
     pub fn render(&self) -> String {
@@ -281,30 +306,15 @@ impl Status {
         }
         let _ = writeln!(o, "sources ({}):", self.sources.len());
         for s in &self.sources {
-            let _ = writeln!(
-                o,
-                "  {:<40} {:<9} step {}  {}s left",
-                s.addr, s.state, s.step, s.expires_in_s
-            );
+            let _ = writeln!(o, "  {s}");
         }
         let _ = writeln!(o, "bans ({}):", self.bans.len());
         for b in &self.bans {
-            let _ = writeln!(
-                o,
-                "  {:<40} {:<12} {}s left",
-                b.addr, b.reason, b.expires_in_s
-            );
+            let _ = writeln!(o, "  {b}");
         }
         let _ = writeln!(o, "allow ({}):", self.allow.len());
         for a in &self.allow {
-            match a.expires_in_s {
-                Some(s) => {
-                    let _ = writeln!(o, "  {}  {s}s left", a.cidr);
-                }
-                None => {
-                    let _ = writeln!(o, "  {}", a.cidr);
-                }
-            }
+            let _ = writeln!(o, "  {a}");
         }
         o
     }

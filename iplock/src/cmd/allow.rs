@@ -86,10 +86,7 @@ pub fn run(args: &AllowArgs) -> Result<()> {
                 );
             } else {
                 for a in entries {
-                    match a.expires_in_s {
-                        Some(s) => println!("{}  {s}s left", a.cidr),
-                        None => println!("{}", a.cidr),
-                    }
+                    println!("{a}");
                 }
             }
         }

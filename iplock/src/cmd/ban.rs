@@ -108,7 +108,7 @@ pub fn run(args: &BanArgs) -> Result<()> {
                 );
             } else {
                 for b in bans {
-                    println!("{:<40} {:<12} {}s left", b.addr, b.reason, b.expires_in_s);
+                    println!("{b}");
                 }
             }
         }

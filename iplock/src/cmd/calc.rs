@@ -42,7 +42,7 @@ pub fn run(args: &CalcArgs) -> Result<()> {
     }
     let ban = duration::parse(args.ban_time.as_deref().unwrap_or("1h"), "the ban time")?;
     let protect: BTreeSet<u16> = if args.protect.is_empty() {
-        [22].into()
+        crate::settings::DEFAULT_PROTECT.into()
     } else {
         args.protect.iter().copied().collect()
     };

@@ -91,7 +91,7 @@ fn sequence(args: &KnockArgs) -> Result<Vec<Step>> {
                 udp: args.udp,
             };
             let exclude = if args.exclude.is_empty() {
-                vec![22]
+                settings::DEFAULT_PROTECT.to_vec()
             } else {
                 args.exclude.clone()
             };
