@@ -130,6 +130,8 @@ async fn answer(stream: TcpStream, dir: PinDir) {
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(false)
+        // Header names as the endpoint always wrote them (Content-Type).
+        .title_case_headers(true)
         .serve_connection(TokioIo::new(stream), service)
         .await;
 }
