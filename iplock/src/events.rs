@@ -131,7 +131,7 @@ impl EventLog {
         let what = match (kind, ban_reason) {
             (EVENT_DOOR_OPENED, _) => "doors opened".to_string(),
             (EVENT_WRONG_KNOCK, 0) => "wrong knocks".to_string(),
-            (EVENT_WRONG_KNOCK, _) => format!("wrong knocks banned ({reason})"),
+            (EVENT_WRONG_KNOCK, _) => format!("wrong knocks with a ban ({reason})"),
             (EVENT_BANNED, _) => format!("bans ({reason})"),
             (k, _) => format!("events of kind {k}"),
         };
