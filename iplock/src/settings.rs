@@ -18,7 +18,8 @@ use serde::Deserialize;
 
 use crate::cidr::Cidr;
 use crate::duration;
-use crate::error::{Result, input};
+use crate::error::{Result, input, quote, quote_within};
+use crate::input_file;
 use crate::knock::{self, Step};
 use crate::rotate::{self, Rotation};
 use crate::secret;
@@ -218,16 +219,7 @@ pub struct Settings {
 const MAX_MAP_ENTRIES: u32 = 1 << 24;
 
 fn read_file(path: &Path) -> Result<File> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            return input(format!(
-                "cannot read the config file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ));
-        }
-    };
+    let text = input_file::read(path, "the config file")?.text;
     toml::from_str(&text).or_else(|e| {
         let line = e
             .span()
@@ -235,8 +227,8 @@ fn read_file(path: &Path) -> Result<File> {
             .map_or(String::new(), |l| format!(" line {l}:"));
         input(format!(
             "the config file {} is invalid:{line} {}",
-            path.display(),
-            e.message().trim().replace('\n', "; ")
+            quote(path.display()),
+            quote_within(&e.message().trim().replace('\n', "; "))
         ))
     })
 }
@@ -337,10 +329,10 @@ impl Settings {
         }
         for (i, name) in self.interfaces.iter().enumerate() {
             if self.interfaces[..i].contains(name) {
-                return input(format!("interface {name} is listed twice"));
+                return input(format!("interface {} is listed twice", quote(name)));
             }
             if crate::iface::index(name).is_none() {
-                return input(format!("there is no interface named `{name}`"));
+                return input(format!("there is no interface named {}", quote(name)));
             }
         }
         if self.protect.is_empty() || self.protect.len() > MAX_PROTECT {
@@ -472,7 +464,7 @@ pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<Vec<Step>> {
         }
         (None, None) => input(format!(
             "the config file {} has neither a `knock` nor a `rotate` key",
-            path.display()
+            quote(path.display())
         )),
     }
 }
@@ -558,6 +550,35 @@ mod tests {
     }
 
     #[test]
+    fn errors_quote_a_short_prefix_of_what_was_written() {
+        let huge = "x".repeat(100_000);
+        for text in [
+            format!("interfaces = [\"lo\"]\n{huge} = 1\n"),
+            format!("interfaces = [\"lo\"]\nmode = \"{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\n[maps]\nsources = \"{huge}\"\n"),
+            format!("interfaces = [\"{huge}\"]\nknock = \"100,300,200\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"tcp:{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"{huge}:1\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"1/{huge}\"\n"),
+            format!(
+                "interfaces = [\"lo\"]\nknock = \"{}\"\n",
+                "tcp:1,".repeat(5000)
+            ),
+            format!("interfaces = [\"lo\"]\nknock = \"100,300,200\"\nallow = [\"{huge}\"]\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"100,300,200\"\nstep_timeout = \"{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\nrotate = {{ secret_file = \"/{huge}\" }}\n"),
+        ] {
+            let err = from_toml(&text, SettingsArgs::default()).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let msg = err.to_string();
+            assert!(msg.contains("xxx…") || msg.contains("tcp:1,tcp:1"), "{msg}");
+            assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+        }
+        let err = crate::metrics::parse_addr(&huge).unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+
+    #[test]
     fn bad_files_and_values_are_one_sentence_input_errors() {
         for (text, needle) in [
             (
@@ -596,6 +617,13 @@ mod tests {
             assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
             assert!(!msg.contains('\n'), "{msg:?}");
         }
+        let err = Settings::from_args(&SettingsArgs {
+            config: Some("/dev/zero".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         let err = Settings::from_args(&SettingsArgs {
             config: Some("/nonexistent/iplock.toml".into()),
             ..Default::default()

@@ -10,7 +10,7 @@ use iplock_common::state::{BAN_MANUAL, BanEntry};
 use crate::clock::boot_ns;
 use crate::cmd::PinDirArg;
 use crate::duration;
-use crate::error::{Context as _, Result, input};
+use crate::error::{Context as _, Result, input, quote};
 use crate::maps::Maps;
 
 #[derive(Args, Debug)]
@@ -54,7 +54,7 @@ pub enum BanAction {
 fn parse_addr(s: &str) -> Result<IpAddr> {
     s.trim()
         .parse()
-        .or_else(|_| input(format!("`{s}` is not an IPv4 or IPv6 address")))
+        .or_else(|_| input(format!("{} is not an IPv4 or IPv6 address", quote(s))))
 }
 
 pub fn run(args: &BanArgs) -> Result<()> {
