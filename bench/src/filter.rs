@@ -16,8 +16,8 @@ use iplock::settings::{Settings, SettingsArgs};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
-use iplock_common::names::{MAP_BANS, MAP_SOURCES, PROGRAM};
-use iplock_common::state::{AllowEntry, BAN_MANUAL, BanEntry};
+use iplock_common::names::{MAP_BANS, MAP_KNOCK_BANS, MAP_SOURCES, PROGRAM};
+use iplock_common::state::{BAN_MANUAL, BanEntry};
 
 /// Validated settings from the text of a config file, through the same
 /// code path as `iplock load --config`.
@@ -48,6 +48,7 @@ impl Unattached {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(MAP_SOURCES, s.max_sources)
             .map_max_entries(MAP_BANS, s.max_bans)
+            .map_max_entries(MAP_KNOCK_BANS, s.max_knock_bans)
             .load(iplock::object::OBJECT)
             .context("loading the iplock object")?;
         let mut maps = Maps::build(|name| {
@@ -55,11 +56,7 @@ impl Unattached {
                 iplock::error::Error::Input(format!("the iplock object has no map {name}"))
             })
         })?;
-        maps.config.set(0, config, 0)?;
-        for cidr in &s.allow {
-            maps.allow
-                .insert(&cidr.key(), AllowEntry::from_config(), 0)?;
-        }
+        iplock::slots::switch(&mut maps, &config, &s.allow)?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .context("the iplock object has no program")?

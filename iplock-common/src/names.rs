@@ -12,10 +12,19 @@ pub const MAP_BANS: &str = "IPLOCK_BANS";
 /// Bans for wrong knocks (`LRU_HASH`, as [`MAP_BANS`]), apart so their
 /// floods cannot evict the others.
 pub const MAP_KNOCK_BANS: &str = "IPLOCK_KNOCK_BANS";
-/// Allow list (`LPM_TRIE`, `Key<AddrKey>` -> [`crate::state::AllowEntry`]).
+/// Allow list of configuration slot 0 (`LPM_TRIE`, `Key<AddrKey>` ->
+/// [`crate::state::AllowEntry`]).
 pub const MAP_ALLOW: &str = "IPLOCK_ALLOW";
-/// The one [`crate::config::Config`] the program reads (`ARRAY` of one).
+/// Allow list of configuration slot 1: each slot has its own, so a switch
+/// of slot changes the configuration and the allow list at once.
+pub const MAP_ALLOW_B: &str = "IPLOCK_ALLOW_B";
+/// The [`crate::config::Config`] of each slot (`ARRAY` of [`CONFIG_SLOTS`]).
 pub const MAP_CONFIG: &str = "IPLOCK_CONFIG";
+/// Which slot of [`MAP_CONFIG`] and allow list the program reads (`ARRAY`
+/// of one u32). A reload writes the other slot whole, then switches.
+pub const MAP_SLOT: &str = "IPLOCK_SLOT";
+/// Configuration slots: the one in force and the one being written.
+pub const CONFIG_SLOTS: u32 = 2;
 /// Packet counters (`PERCPU_ARRAY` of u64, indexed by [`crate::counters::Counter`]).
 pub const MAP_COUNTERS: &str = "IPLOCK_COUNTERS";
 /// Interfaces the filter is attached to (`ARRAY` of [`crate::state::IfaceEntry`]),
@@ -31,8 +40,10 @@ pub const MAP_SPENT: &str = "IPLOCK_SPENT";
 pub const MAX_SPENT: u32 = 64;
 
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 9] = [
+pub const PINNED_MAPS: [&str; 11] = [
+    MAP_SLOT,
     MAP_CONFIG,
+    MAP_ALLOW_B,
     MAP_SOURCES,
     MAP_BANS,
     MAP_KNOCK_BANS,

@@ -17,14 +17,18 @@ use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
 use iplock_common::events::{EVENTS_BYTES, Event};
 use iplock_common::names::{
-    DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
+    CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW,
+    MAX_IFACES, MAX_SPENT,
 };
 use iplock_common::packet::Packet;
 use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, IfaceEntry, SourceState};
 use parse::Unclassified;
 
 #[map]
-static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
+
+#[map]
+static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(CONFIG_SLOTS, 0);
 
 #[map]
 static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
@@ -40,9 +44,13 @@ static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
 static IPLOCK_KNOCK_BANS: LruHashMap<AddrKey, BanEntry> =
     LruHashMap::with_max_entries(DEFAULT_MAX_KNOCK_BANS, 0);
 
-// LpmTrie adds BPF_F_NO_PREALLOC itself; the kernel requires it for tries.
+// One allow list per configuration slot. LpmTrie adds BPF_F_NO_PREALLOC
+// itself; the kernel requires it for tries.
 #[map]
 static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+
+#[map]
+static IPLOCK_ALLOW_B: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 
 #[map]
 static IPLOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
@@ -79,12 +87,16 @@ pub fn iplock(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
     let parse::Parsed { src, pkt } = parse::parse(ctx)?;
-    // Index 0 of an array map always exists; the check is for the verifier.
-    let cfg = IPLOCK_CONFIG.get(0).ok_or(Unclassified::Pass)?;
+    // The slot is read once, so the packet sees one whole configuration
+    // and its allow list. Index 0 of an array map always exists, and the
+    // config map has every slot; the checks are for the verifier.
+    let slot = *IPLOCK_SLOT.get(0).ok_or(Unclassified::Pass)?;
+    let cfg = IPLOCK_CONFIG.get(slot).ok_or(Unclassified::Pass)?;
     let ban_key = addr::ban_key(&src, cfg.ban_prefix_v6);
     let mut maps = Maps {
         src: &src,
         ban_key: &ban_key,
+        slot,
     };
     let d = decide::decide(&pkt, cfg, &mut maps);
 
@@ -125,13 +137,19 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
 struct Maps<'a> {
     src: &'a AddrKey,
     ban_key: &'a AddrKey,
+    slot: u32,
 }
 
 impl Lookup for Maps<'_> {
     #[inline(always)]
     fn allow(&mut self) -> Option<AllowEntry> {
         // A full-length key finds the longest stored prefix that covers it.
-        IPLOCK_ALLOW.get(Key::new(128, *self.src)).copied()
+        let key = Key::new(128, *self.src);
+        if self.slot == 0 {
+            IPLOCK_ALLOW.get(key).copied()
+        } else {
+            IPLOCK_ALLOW_B.get(key).copied()
+        }
     }
 
     #[inline(always)]

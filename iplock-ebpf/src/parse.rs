@@ -16,9 +16,20 @@ use network_types::vlan::VlanHdr;
 
 /// Why a frame yields no [`Parsed`].
 pub enum Unclassified {
-    /// Not TCP/UDP over IP, a non-first fragment, or too short (or with
-    /// lengths too wrong) for the kernel to accept: passed, as the contract
-    /// says.
+    /// Passed, as the contract says, because the kernel delivers no TCP or
+    /// UDP packet to a local socket from it on this interface:
+    /// - not IPv4/IPv6 (ARP, LLDP, ...): no IP stack sees it; PPPoE, MPLS
+    ///   and the like reach IP only through a device of their own;
+    /// - a header cut short, a version that contradicts the EtherType, an
+    ///   IPv4 IHL below 5 or a length past the frame: `ip_rcv`/`ipv6_rcv`
+    ///   drop it;
+    /// - a non-first fragment: reassembly needs the first fragment, which
+    ///   this parser decides on (overlaps are dropped by the kernel);
+    /// - a transport header cut short in a whole datagram: TCP and UDP
+    ///   drop it;
+    /// - another protocol (ICMP, ESP, GRE, IPIP, ...): a tunnel delivers
+    ///   what it carries on its own device, which the filter must be
+    ///   attached to as well (the README says so).
     Pass,
     /// Built to hide its transport header from this parser while the kernel
     /// would still reassemble or parse it (RFC 1858, RFC 7112): a first
@@ -50,7 +61,7 @@ struct Net {
 }
 
 /// VLAN tags the parser looks through (802.1Q inside 802.1ad is the deepest
-/// stacking seen in practice).
+/// stacking seen in practice); a frame with more is dropped.
 const MAX_VLAN_TAGS: usize = 2;
 
 /// IPv6 extension headers the parser skips. Legitimate traffic carries one

@@ -6,19 +6,18 @@ use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use iplock_common::addr::AddrKey;
 use iplock_common::names::{
     MAP_BANS, MAP_KNOCK_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM,
 };
-use iplock_common::state::{AllowEntry, IfaceEntry, MODE_NATIVE, MODE_SKB};
+use iplock_common::state::{IfaceEntry, MODE_NATIVE, MODE_SKB};
 
-use crate::cidr::Cidr;
 use crate::error::{Context as _, Error, Result};
 use crate::iface;
 use crate::maps::Maps;
 use crate::object::OBJECT;
 use crate::pin_dir::PinDir;
 use crate::settings::{Mode, Settings};
+use crate::slots;
 
 /// One interface the program was attached to.
 #[derive(Debug)]
@@ -61,7 +60,7 @@ pub fn load(settings: &Settings, dir: &PinDir) -> Result<Loaded> {
 
 fn load_into(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
-    write_settings(&mut maps, settings, &[])?;
+    slots::switch(&mut maps, &settings.to_kernel(), &settings.allow)?;
     let prog = program(&mut ebpf)?;
     let mut attached = Vec::new();
     for name in &settings.interfaces {
@@ -98,9 +97,52 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
     let old = maps.config()?;
     let current = maps.interfaces()?;
+    let new = settings.to_kernel();
+    // Written out of force, after every check that can refuse it: a
+    // refusal here changes nothing.
+    let staged = slots::stage(&mut maps, &new, &settings.allow)?;
     let prog = program(&mut ebpf)?;
-    let mut r = Reloaded::default();
+    // In force before the new program takes over, which may be reading
+    // maps made afresh for it.
+    staged.activate(&mut maps)?;
+    let mut r = match switch_links(prog, settings, dir, &current) {
+        Ok(r) => r,
+        Err(e) => {
+            if let Err(back) = staged.roll_back(&mut maps) {
+                log::error!("restoring the previous configuration failed: {back}");
+            }
+            return Err(e);
+        }
+    };
+    staged.settle(&mut maps)?;
+    // A rotating sequence changes every period on its own; progress through
+    // it expires with it.
+    if new.seq_id == 0 && (new.steps != old.steps || new.step_count != old.step_count) {
+        r.progress_reset = reset_progress(&mut maps)?;
+    }
+    for e in &current {
+        let name = iface::from_fixed(&e.name);
+        if !settings.interfaces.contains(&name) {
+            std::fs::remove_file(dir.link(&name)).context(|| format!("detaching from {name}"))?;
+            r.removed.push(name);
+        }
+    }
+    record_interfaces(
+        &mut maps,
+        &r.kept.iter().chain(&r.added).collect::<Vec<_>>(),
+    )?;
+    Ok(r)
+}
 
+/// Moves every interface the settings keep to `prog` and attaches it to
+/// the new ones; on a failure, the links made here are removed again.
+fn switch_links(
+    prog: &mut Xdp,
+    settings: &Settings,
+    dir: &PinDir,
+    current: &[IfaceEntry],
+) -> Result<Reloaded> {
+    let mut r = Reloaded::default();
     // An interface deleted and created again has a new index and a dead
     // link: it is attached afresh below, like a new one.
     for name in &settings.interfaces {
@@ -141,26 +183,6 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
         }
     }
 
-    let new = settings.to_kernel();
-    // A rotating sequence changes every period on its own; progress through
-    // it expires with it.
-    if new.seq_id == 0 && (new.steps != old.steps || new.step_count != old.step_count) {
-        r.progress_reset = reset_progress(&mut maps)?;
-    }
-    let old_allow = config_allow_keys(&maps)?;
-    write_settings(&mut maps, settings, &old_allow)?;
-
-    for e in &current {
-        let name = iface::from_fixed(&e.name);
-        if !settings.interfaces.contains(&name) {
-            std::fs::remove_file(dir.link(&name)).context(|| format!("detaching from {name}"))?;
-            r.removed.push(name);
-        }
-    }
-    record_interfaces(
-        &mut maps,
-        &r.kept.iter().chain(&r.added).collect::<Vec<_>>(),
-    )?;
     Ok(r)
 }
 
@@ -192,43 +214,6 @@ fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
     prog.load()
         .context(|| "the kernel refused the XDP program".into())?;
     Ok(prog)
-}
-
-/// Writes the configuration and the config file's allow list, replacing
-/// the entries in `old_allow` (the previous config's) that it no longer has.
-fn write_settings(
-    maps: &mut Maps,
-    settings: &Settings,
-    old_allow: &[aya::maps::lpm_trie::Key<AddrKey>],
-) -> Result<()> {
-    maps.config
-        .set(0, settings.to_kernel(), 0)
-        .context(|| "writing the configuration map".into())?;
-    for key in old_allow {
-        if !settings.allow.contains(&Cidr::from_key(key)) {
-            maps.allow
-                .remove(key)
-                .context(|| "removing an old allow-list entry".into())?;
-        }
-    }
-    for cidr in &settings.allow {
-        maps.allow
-            .insert(&cidr.key(), AllowEntry::from_config(), 0)
-            .context(|| format!("adding {cidr} to the allow list"))?;
-    }
-    Ok(())
-}
-
-/// Allow-list entries that came from the configuration (not `allow add`).
-fn config_allow_keys(maps: &Maps) -> Result<Vec<aya::maps::lpm_trie::Key<AddrKey>>> {
-    let mut keys = Vec::new();
-    for kv in maps.allow.iter() {
-        let (k, v) = kv.context(|| "reading the allow list".into())?;
-        if v.is_from_config() {
-            keys.push(k);
-        }
-    }
-    Ok(keys)
 }
 
 fn reset_progress(maps: &mut Maps) -> Result<usize> {

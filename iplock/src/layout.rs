@@ -10,8 +10,9 @@ use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
 use iplock_common::events::EVENTS_BYTES;
 use iplock_common::names::{
-    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS,
-    MAP_SOURCES, MAP_SPENT, MAX_IFACES, MAX_SPENT, PINNED_MAPS,
+    CONFIG_SLOTS, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS,
+    MAP_IFACES, MAP_KNOCK_BANS, MAP_SLOT, MAP_SOURCES, MAP_SPENT, MAX_IFACES, MAX_SPENT,
+    PINNED_MAPS,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -31,10 +32,11 @@ struct Layout {
 
 fn expected(name: &str) -> Layout {
     let (key, value, entries, stateful) = match name {
-        MAP_CONFIG => (4, size_of::<Config>(), Some(1), false),
+        MAP_SLOT => (4, 4, Some(1), false),
+        MAP_CONFIG => (4, size_of::<Config>(), Some(CONFIG_SLOTS), false),
         MAP_SOURCES => (16, size_of::<SourceState>(), None, true),
         MAP_BANS | MAP_KNOCK_BANS => (16, size_of::<BanEntry>(), None, true),
-        MAP_ALLOW => (
+        MAP_ALLOW | MAP_ALLOW_B => (
             4 + size_of::<AddrKey>(),
             size_of::<AllowEntry>(),
             None,

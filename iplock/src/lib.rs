@@ -22,5 +22,6 @@ pub mod pin_dir;
 pub mod rotate;
 pub mod secret;
 pub mod settings;
+pub mod slots;
 pub mod status;
 pub mod sweep;

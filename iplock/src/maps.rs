@@ -4,20 +4,27 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use iplock_common::addr::AddrKey;
 use iplock_common::config::Config;
 use iplock_common::names::{
-    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_IFACES, MAP_KNOCK_BANS, MAP_SOURCES,
+    MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_IFACES, MAP_KNOCK_BANS,
+    MAP_SLOT, MAP_SOURCES,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
 use crate::error::{Context as _, Result};
 use crate::pin_dir::PinDir;
 
+/// An allow list (one per configuration slot).
+pub type AllowMap = LpmTrie<MapData, AddrKey, AllowEntry>;
+
 pub struct Maps {
+    /// Which slot of `config` and `allow` is in force (see [`crate::slots`]).
+    pub slot: Array<MapData, u32>,
     pub config: Array<MapData, Config>,
     pub sources: HashMap<MapData, AddrKey, SourceState>,
     pub bans: HashMap<MapData, AddrKey, BanEntry>,
     /// Wrong-knock bans, kept apart by the program (see [`MAP_KNOCK_BANS`]).
     pub knock_bans: HashMap<MapData, AddrKey, BanEntry>,
-    pub allow: LpmTrie<MapData, AddrKey, AllowEntry>,
+    /// The allow list of each slot.
+    pub allow: [AllowMap; 2],
     pub counters: PerCpuArray<MapData, u64>,
     pub ifaces: Array<MapData, IfaceEntry>,
 }
@@ -36,11 +43,12 @@ impl Maps {
             }};
         }
         Ok(Maps {
+            slot: typed!(MAP_SLOT),
             config: typed!(MAP_CONFIG),
             sources: typed!(MAP_SOURCES),
             bans: typed!(MAP_BANS),
             knock_bans: typed!(MAP_KNOCK_BANS),
-            allow: typed!(MAP_ALLOW),
+            allow: [typed!(MAP_ALLOW), typed!(MAP_ALLOW_B)],
             counters: typed!(MAP_COUNTERS),
             ifaces: typed!(MAP_IFACES),
         })
@@ -57,10 +65,38 @@ impl Maps {
         })
     }
 
+    /// The configuration in force.
     pub fn config(&self) -> Result<Config> {
+        let slot = self.active_slot()?;
         self.config
-            .get(&0, 0)
+            .get(&slot, 0)
             .context(|| "reading the configuration map".into())
+    }
+
+    pub fn active_slot(&self) -> Result<u32> {
+        self.slot
+            .get(&0, 0)
+            .context(|| "reading the configuration slot".into())
+    }
+
+    pub fn set_active_slot(&mut self, slot: u32) -> Result<()> {
+        self.slot
+            .set(0, slot, 0)
+            .context(|| "switching the configuration slot".into())
+    }
+
+    pub fn allow(&self, slot: u32) -> &AllowMap {
+        &self.allow[slot as usize % self.allow.len()]
+    }
+
+    pub fn allow_mut(&mut self, slot: u32) -> &mut AllowMap {
+        let n = self.allow.len();
+        &mut self.allow[slot as usize % n]
+    }
+
+    /// The allow list in force.
+    pub fn active_allow(&self) -> Result<&AllowMap> {
+        Ok(self.allow(self.active_slot()?))
     }
 
     /// Both ban maps: what lists, lifts or sweeps bans treats them as one.

@@ -212,7 +212,7 @@ pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
 /// Allow-list entries that match at `now`.
 pub fn allow_list(maps: &Maps, now: u64) -> Result<Vec<AllowStatus>> {
     let mut allow = Vec::new();
-    for kv in maps.allow.iter() {
+    for kv in maps.active_allow()?.iter() {
         let (key, a) = kv.context(|| "reading the allow list".into())?;
         if a.until_ns != 0 && a.until_ns <= now {
             continue;

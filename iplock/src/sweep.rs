@@ -56,17 +56,20 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<Swept> {
         }
     }
 
+    // Run-time entries are in both slots' lists.
     let mut dead = Vec::new();
-    for kv in maps.allow.iter() {
+    for kv in maps.active_allow()?.iter() {
         let (k, a) = kv.context(|| "reading the allow list".into())?;
         if a.until_ns != 0 && a.until_ns <= now {
             dead.push(k);
         }
     }
     for k in dead {
-        if maps.allow.remove(&k).is_ok() {
-            swept.allow += 1;
+        let mut removed = false;
+        for allow in &mut maps.allow {
+            removed |= allow.remove(&k).is_ok();
         }
+        swept.allow += usize::from(removed);
     }
     Ok(swept)
 }

@@ -330,18 +330,23 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
 
     // Type and size of the maps of the knock engine.
     for name in [
+        names::MAP_SLOT,
         names::MAP_CONFIG,
         names::MAP_SOURCES,
         names::MAP_BANS,
+        names::MAP_KNOCK_BANS,
         names::MAP_ALLOW,
+        names::MAP_ALLOW_B,
         names::MAP_COUNTERS,
         names::MAP_IFACES,
     ] {
         let (data, max_entries) = match (name, ebpf.map(name).expect("checked above")) {
-            (names::MAP_CONFIG, Map::Array(d)) => (d, 1),
+            (names::MAP_SLOT, Map::Array(d)) => (d, 1),
+            (names::MAP_CONFIG, Map::Array(d)) => (d, names::CONFIG_SLOTS),
             (names::MAP_SOURCES, Map::LruHashMap(d)) => (d, names::DEFAULT_MAX_SOURCES),
             (names::MAP_BANS, Map::LruHashMap(d)) => (d, names::DEFAULT_MAX_BANS),
-            (names::MAP_ALLOW, Map::LpmTrie(d)) => (d, names::MAX_ALLOW),
+            (names::MAP_KNOCK_BANS, Map::LruHashMap(d)) => (d, names::DEFAULT_MAX_KNOCK_BANS),
+            (names::MAP_ALLOW | names::MAP_ALLOW_B, Map::LpmTrie(d)) => (d, names::MAX_ALLOW),
             (names::MAP_COUNTERS, Map::PerCpuArray(d)) => (d, COUNTERS),
             (names::MAP_IFACES, Map::Array(d)) => (d, names::MAX_IFACES as u32),
             _ => panic!("map {name} has the wrong type"),

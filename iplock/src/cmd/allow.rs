@@ -1,6 +1,7 @@
 //! `iplock allow`: the allow list of a running filter.
 
 use clap::{Args, Subcommand};
+use iplock_common::names::MAX_ALLOW;
 use iplock_common::state::AllowEntry;
 
 use crate::cidr::Cidr;
@@ -59,9 +60,19 @@ pub fn run(args: &AllowArgs) -> Result<()> {
                 }
                 None => 0,
             };
-            maps.allow
-                .insert(&cidr.key(), AllowEntry::at_runtime(until_ns), 0)
-                .context(|| format!("adding {cidr} to the allow list"))?;
+            let key = cidr.key();
+            let active = maps.active_allow()?;
+            if active.get(&key, 0).is_err() && active.keys().count() >= MAX_ALLOW as usize {
+                return input(format!(
+                    "the allow list already holds the {MAX_ALLOW} entries it can; remove some with `iplock allow del` first"
+                ));
+            }
+            // Both slots' lists, so the entry outlives the next reload's switch.
+            for allow in &mut maps.allow {
+                allow
+                    .insert(&key, AllowEntry::at_runtime(until_ns), 0)
+                    .context(|| format!("adding {cidr} to the allow list"))?;
+            }
             match d {
                 Some(d) => println!("iplock: {cidr} allowed for {d}"),
                 None => println!("iplock: {cidr} allowed"),
@@ -69,12 +80,17 @@ pub fn run(args: &AllowArgs) -> Result<()> {
         }
         AllowAction::Del { cidr } => {
             let cidr = Cidr::parse(cidr)?;
-            if maps.allow.get(&cidr.key(), 0).is_err() {
+            let key = cidr.key();
+            if maps.active_allow()?.get(&key, 0).is_err() {
                 return input(format!("{cidr} is not in the allow list"));
             }
-            maps.allow
-                .remove(&cidr.key())
-                .context(|| format!("removing {cidr} from the allow list"))?;
+            for allow in &mut maps.allow {
+                if allow.get(&key, 0).is_ok() {
+                    allow
+                        .remove(&key)
+                        .context(|| format!("removing {cidr} from the allow list"))?;
+                }
+            }
             println!("iplock: {cidr} removed from the allow list");
         }
         AllowAction::List { json } => {

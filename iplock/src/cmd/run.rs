@@ -200,11 +200,8 @@ fn rotate_sequence(args: &RunArgs, settings: &mut Settings, dir: &PinDir) {
             log::error!("re-reading the settings failed, rotating with the running ones: {e}")
         }
     }
-    let written = Maps::open(dir).and_then(|mut m| {
-        m.config
-            .set(0, settings.to_kernel(), 0)
-            .context(|| "writing the configuration map".into())
-    });
+    let written = Maps::open(dir)
+        .and_then(|mut m| crate::slots::switch(&mut m, &settings.to_kernel(), &settings.allow));
     match written {
         Ok(()) => log::debug!("knock sequence rotated"),
         Err(e) => log::error!("rotating the knock sequence failed: {e}"),
