@@ -91,7 +91,7 @@ impl Pinned {
     pub fn load(s: &Settings) -> Result<Pinned> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PinDir::new(pin_path(n));
+        let dir = PinDir::new(&pin_path(n))?;
         iplock::filter::load(s, &dir).context("iplock::filter::load")?;
         let maps = Maps::open(&dir)?;
         Ok(Pinned { dir, maps })
@@ -144,7 +144,7 @@ pub fn remove_stale_pins() -> Result<()> {
             "cleanup: removing {} left by an earlier run",
             entry.path().display()
         );
-        PinDir::new(entry.path()).remove_all()?;
+        PinDir::new(&entry.path())?.remove_all()?;
     }
     Ok(())
 }
