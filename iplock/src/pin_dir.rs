@@ -38,7 +38,7 @@ use std::path::{Component, Path, PathBuf};
 use iplock_common::names::{LINK_PIN_PREFIX, MAP_CONFIG, PINNED_MAPS};
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{Context as _, Error, Result, input};
+use crate::error::{Context as _, Result, input};
 
 /// Where the per-filter lock files live (tmpfs: locks end with the boot, as pins do).
 const LOCK_DIR: &str = "/run/iplock";
@@ -78,7 +78,7 @@ impl PinDir {
         check_length(&dir.0)?;
         let parent = dir.0.parent().unwrap_or(Path::new("/"));
         let c = std::ffi::CString::new(parent.as_os_str().as_bytes())
-            .map_err(|_| Error::Input("the pin directory contains a NUL byte".into()))?;
+            .expect("canonicalize has refused any path with a NUL byte");
         // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         // SAFETY: `c` is NUL-terminated and `st` is writable.
@@ -350,6 +350,7 @@ fn is_link(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn lock_names_tell_filters_apart_and_fit_a_directory_entry() {
