@@ -42,9 +42,11 @@ pub fn lock_files_of(pin_dir: &Path) -> Vec<String> {
 }
 
 /// The change lock of the filter in `pin_dir`, held by the test as another
-/// iplock command would hold it; released on drop.
+/// iplock command would hold it; removed and released on drop, as iplock
+/// does.
 pub struct HeldLock {
     _file: File,
+    path: PathBuf,
 }
 
 impl HeldLock {
@@ -66,6 +68,12 @@ impl HeldLock {
             path.display(),
             std::io::Error::last_os_error()
         );
-        HeldLock { _file: file }
+        HeldLock { _file: file, path }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
