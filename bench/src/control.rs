@@ -94,7 +94,7 @@ pub fn run(bin: &Path) -> Result<Control> {
     };
     let load_config = config(&v.server_if, None);
     let load_path = write("load", &load_config)?;
-    let dir = PinDir::new(filter::pin_path(1000));
+    let dir = PinDir::new(&filter::pin_path(1000))?;
     let dir_arg = dir
         .path()
         .to_str()

@@ -11,7 +11,7 @@ use aya::maps::MapData;
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use iplock::maps::Maps;
-use iplock::pin_dir::PinDir;
+use iplock::pin_dir::{Owner, PinDir};
 use iplock::settings::{Settings, SettingsArgs};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
@@ -88,7 +88,8 @@ impl Pinned {
     pub fn load(s: &Settings) -> Result<Pinned> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PinDir::new(pin_path(n));
+        let dir = PinDir::new(&pin_path(n))?;
+        let _owner = dir.own(Owner::Command)?;
         iplock::filter::load(s, &dir).context("iplock::filter::load")?;
         let maps = Maps::open(&dir)?;
         Ok(Pinned { dir, maps })
@@ -141,7 +142,7 @@ pub fn remove_stale_pins() -> Result<()> {
             "cleanup: removing {} left by an earlier run",
             entry.path().display()
         );
-        PinDir::new(entry.path()).remove_all()?;
+        PinDir::new(&entry.path())?.remove_all()?;
     }
     Ok(())
 }

@@ -38,12 +38,12 @@ pub enum Loaded {
     Replaced(Reloaded),
 }
 
-/// Loads the filter described by `settings` and pins it in `dir`. On any
-/// failure everything done so far is undone: the directory is removed,
-/// which detaches every link already made. Where a filter is already
-/// pinned, its program is replaced in place and its state kept.
+/// Loads the filter described by `settings` and pins it in `dir`, for a
+/// caller that holds the directory's owner lock. On any failure everything
+/// done so far is undone: the directory is removed, which detaches every
+/// link already made. Where a filter is already pinned, its program is
+/// replaced in place and its state kept.
 pub fn load(settings: &Settings, dir: &PinDir) -> Result<Loaded> {
-    dir.preflight()?;
     let _lock = dir.lock()?;
     if dir.require_loaded().is_ok() {
         return reload_locked(settings, dir).map(Loaded::Replaced);
@@ -86,7 +86,6 @@ pub struct Reloaded {
 /// atomic switch per interface), reading the same maps; open doors, bans
 /// and runtime allow entries stay.
 pub fn reload(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
-    dir.preflight()?;
     let _lock = dir.lock()?;
     dir.require_loaded()?;
     reload_locked(settings, dir)

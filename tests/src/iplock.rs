@@ -53,13 +53,19 @@ impl Iplock {
     /// bpffs); nsenter execs iplock without forking, so the child's pid is
     /// iplock's own and a signal to it reaches iplock.
     pub fn command(&self, sub: &str, args: &[&str]) -> Command {
+        self.command_at(&self.pin_dir, sub, args)
+    }
+
+    /// [`Iplock::command`] with the pin dir spelled `pin_dir` (relative to
+    /// the command's working directory, if relative).
+    pub fn command_at(&self, pin_dir: &Path, sub: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/run/netns/{}", self.netns))
             .arg("--")
             .arg(&self.bin)
             .arg(sub)
             .arg("--pin-dir")
-            .arg(&self.pin_dir)
+            .arg(pin_dir)
             .args(args);
         cmd
     }

@@ -10,6 +10,7 @@
 pub mod daemon;
 pub mod iplock;
 pub mod knockers;
+pub mod lock;
 pub mod net;
 pub mod netns;
 pub mod output;

@@ -9,11 +9,8 @@
 //! no program and no link.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use iplock_common::names::LINK_PIN_PREFIX;
 use iplock_e2e::iplock::binary;
+use iplock_e2e::lock::{BUSY, HeldLock};
 use iplock_e2e::status::{bans, sources};
 use iplock_e2e::{
     CLIENT_V4, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4, TempDir,
@@ -46,10 +44,6 @@ const BANNED_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 4));
 const FLOOD_V4: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5));
 /// An unrelated port the echo server also serves: it passes unless banned.
 const OTHER_PORT: u16 = 8080;
-/// Where iplock keeps its per-filter lock files.
-const LOCK_DIR: &str = "/run/iplock";
-/// The sentence a command gets while another one holds the filter's lock.
-const BUSY: &str = "another iplock command is changing the filter at";
 /// Generous: other jobs share this machine, and a program load includes
 /// the verifier.
 const SLOW: Duration = Duration::from_secs(20);
@@ -736,36 +730,6 @@ fn is_bpffs(path: &str) -> bool {
     // SAFETY: `c` is NUL-terminated and `st` is writable.
     let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
     rc == 0 && st.f_type == libc::BPF_FS_MAGIC
-}
-
-/// The lock iplock takes for the filter in `pin_dir`, held by the test as
-/// another iplock command would hold it; released on drop.
-struct HeldLock {
-    _file: File,
-}
-
-impl HeldLock {
-    fn take(pin_dir: &Path) -> HeldLock {
-        std::fs::create_dir_all(LOCK_DIR).expect("create the lock dir");
-        let name = pin_dir.to_string_lossy().replace('/', "_");
-        let path = Path::new(LOCK_DIR).join(format!("{name}.lock"));
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-        // SAFETY: flock on a descriptor we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(
-            rc,
-            0,
-            "flock {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        );
-        HeldLock { _file: file }
-    }
 }
 
 /// Stops the traffic threads however the scope is left, so a panic in the

@@ -47,8 +47,7 @@ pub enum AllowAction {
 }
 
 pub fn run(args: &AllowArgs) -> Result<()> {
-    let dir = args.pin.dir();
-    dir.preflight()?;
+    let dir = args.pin.dir()?;
     let mut maps = Maps::open(&dir)?;
     match &args.action {
         AllowAction::Add { cidr, duration: d } => {

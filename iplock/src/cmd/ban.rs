@@ -58,8 +58,7 @@ fn parse_addr(s: &str) -> Result<IpAddr> {
 }
 
 pub fn run(args: &BanArgs) -> Result<()> {
-    let dir = args.pin.dir();
-    dir.preflight()?;
+    let dir = args.pin.dir()?;
     let mut maps = Maps::open(&dir)?;
     let cfg = maps.config()?;
     let key_of = |ip: IpAddr| -> AddrKey { addr::ban_key(&addr::from_ip(ip), cfg.ban_prefix_v6) };

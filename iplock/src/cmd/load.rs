@@ -7,6 +7,7 @@ use clap::Args;
 use crate::cmd::PinDirArg;
 use crate::error::{Result, input};
 use crate::filter;
+use crate::pin_dir::Owner;
 use crate::settings::{Settings, SettingsArgs};
 
 #[derive(Args, Debug)]
@@ -27,7 +28,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             "rotating knocks change every period, which needs a process to change them: use `iplock run` for this configuration",
         );
     }
-    let dir = args.pin.dir();
+    let dir = args.pin.dir()?;
+    let _owner = dir.own(Owner::Command)?;
     let attached = match filter::load(&settings, &dir)? {
         filter::Loaded::New(attached) => attached,
         filter::Loaded::Replaced(r) => {

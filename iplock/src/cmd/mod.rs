@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use clap::Args;
 use iplock_common::names::DEFAULT_PIN_DIR;
 
+use crate::error::Result;
 use crate::pin_dir::PinDir;
 
 /// Where the filter lives in bpffs.
@@ -28,7 +29,7 @@ pub struct PinDirArg {
 }
 
 impl PinDirArg {
-    pub fn dir(&self) -> PinDir {
+    pub fn dir(&self) -> Result<PinDir> {
         PinDir::new(&self.pin_dir)
     }
 }

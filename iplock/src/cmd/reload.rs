@@ -20,7 +20,7 @@ pub struct ReloadArgs {
 
 pub fn run(args: &ReloadArgs) -> Result<()> {
     let settings = Settings::from_args(&args.settings)?;
-    let r = filter::reload(&settings, &args.pin.dir())?;
+    let r = filter::reload(&settings, &args.pin.dir()?)?;
     report(&r);
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::events::{EventLog, Events};
 use crate::filter;
 use crate::maps::Maps;
 use crate::metrics;
-use crate::pin_dir::PinDir;
+use crate::pin_dir::{Owner, PinDir};
 use crate::rotate;
 use crate::settings::{Settings, SettingsArgs};
 use crate::sweep::sweep;
@@ -48,7 +48,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map(metrics::parse_addr)
         .transpose()?;
     let sweep_every = crate::duration::parse(&args.sweep_every, "the sweep interval")?;
-    let dir = args.pin.dir();
+    let dir = args.pin.dir()?;
+    // Held until the process ends, crash or not: see pin_dir.rs.
+    let _owner = dir.own(Owner::Daemon)?;
 
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -85,9 +87,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if args.keep {
         log::info!("leaving the filter running at {}", dir.path().display());
     } else {
-        let lock = dir.lock()?;
+        let _lock = dir.lock()?;
         dir.remove_all()?;
-        lock.remove();
         log::info!("detached and removed {}", dir.path().display());
     }
     result

@@ -17,7 +17,7 @@ pub struct StatusArgs {
 }
 
 pub fn run(args: &StatusArgs) -> Result<()> {
-    let st = status::read(&args.pin.dir())?;
+    let st = status::read(&args.pin.dir()?)?;
     if args.json {
         println!(
             "{}",

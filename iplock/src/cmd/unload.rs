@@ -4,6 +4,7 @@ use clap::Args;
 
 use crate::cmd::PinDirArg;
 use crate::error::Result;
+use crate::pin_dir::Owner;
 
 #[derive(Args, Debug)]
 #[command(
@@ -15,13 +16,12 @@ pub struct UnloadArgs {
 }
 
 pub fn run(args: &UnloadArgs) -> Result<()> {
-    let dir = args.pin.dir();
-    dir.preflight()?;
-    let lock = dir.lock()?;
+    let dir = args.pin.dir()?;
+    let _owner = dir.own(Owner::Command)?;
+    let _lock = dir.lock()?;
     dir.require_loaded()?;
     let ifaces = dir.linked_interfaces()?;
     dir.remove_all()?;
-    lock.remove();
     println!(
         "iplock: detached from {} and removed {}",
         if ifaces.is_empty() {
