@@ -49,6 +49,12 @@ pub enum AllowAction {
 pub fn run(args: &AllowArgs) -> Result<()> {
     let dir = args.pin.dir()?;
     let mut maps = Maps::open(&dir)?;
+    // A change of the two slots' lists must not interleave with a reload
+    // or rotation rewriting one of them.
+    let _lock = match args.action {
+        AllowAction::List { .. } => None,
+        _ => Some(dir.lock()?),
+    };
     match &args.action {
         AllowAction::Add { cidr, duration: d } => {
             let cidr = Cidr::parse(cidr)?;

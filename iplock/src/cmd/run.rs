@@ -139,9 +139,8 @@ fn serve(
                 Err(e) => log::error!("reload failed, the previous settings stay in force: {e}"),
             }
         }
-        if current_period(&settings) != period {
+        if current_period(&settings) != period && rotate_sequence(args, &mut settings, dir) {
             period = current_period(&settings);
-            rotate_sequence(args, &mut settings, dir);
         }
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
@@ -192,8 +191,16 @@ fn current_period(settings: &Settings) -> Option<u64> {
 /// Writes the new period's sequence (and the one before it) into the
 /// filter. The settings are read again first, so a new secret file takes
 /// effect at the next period at the latest; if they no longer validate,
-/// the running ones go on rotating.
-fn rotate_sequence(args: &RunArgs, settings: &mut Settings, dir: &PinDir) {
+/// the running ones go on rotating. Returns false where another command
+/// holds the filter's lock: the next pass of the loop tries again.
+fn rotate_sequence(args: &RunArgs, settings: &mut Settings, dir: &PinDir) -> bool {
+    let _lock = match dir.lock() {
+        Ok(lock) => lock,
+        Err(e) => {
+            log::debug!("rotation waits: {e}");
+            return false;
+        }
+    };
     match Settings::from_args(&args.settings) {
         Ok(fresh) if fresh.rotate.is_some() => *settings = fresh,
         Ok(_) => {}
@@ -207,4 +214,5 @@ fn rotate_sequence(args: &RunArgs, settings: &mut Settings, dir: &PinDir) {
         Ok(()) => log::debug!("knock sequence rotated"),
         Err(e) => log::error!("rotating the knock sequence failed: {e}"),
     }
+    true
 }
