@@ -36,6 +36,7 @@ both_modes!(
     allow_listed_source_is_never_banned,
     flood_evicts_an_in_progress_knock,
     quick_sequence_gets_in_during_a_flood,
+    wrong_knock_floods_evict_no_closed_door_ban,
 );
 
 /// The steps of [`KNOCK`], as frames are built for them.
@@ -282,7 +283,7 @@ fn a_flood_of_wrong_knocks_is_summarised_in_the_log() {
     // as a line or in the count of a summary.
     let flood = 3000;
     for _ in 0..flood {
-        // The second step from a new source: a wrong knock, and a ban.
+        // The second step from a new source: a wrong knock.
         inject.knock(spoofed.fresh(&mut rng), 1, &mut rng);
     }
     wait_for(&iplock, "every spoofed knock is counted", |c| {
@@ -310,6 +311,50 @@ fn a_flood_of_wrong_knocks_is_summarised_in_the_log() {
     assert!(lines <= 20, "{lines} lines for the flood:\n{log}");
     assert_eq!(lines + summarised, flood, "{summary}");
     eprintln!("{flood} wrong knocks: {lines} lines and {summary:?}");
+}
+
+/// Issue 10: wrong knocks are the cheapest bans to make (one spoofed packet
+/// each); a flood of them from distinct /64s filled the one ban map and
+/// evicted an attacker's ban for trying the protected port. Now they fill
+/// a map of their own.
+fn wrong_knock_floods_evict_no_closed_door_ban(mode: Mode) {
+    const BANS: u64 = 4096;
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = dir.config_file(&format!(
+        "[ban]\nwrong_knock = true\n[maps]\nbans = {BANS}\n"
+    ));
+    iplock.load(mode, &["--config", &config, "--knock", KNOCK]);
+    let inject = Injector::new(&pair);
+    let mut rng = seeded("wrong_knock_floods_evict_no_closed_door_ban");
+    let mut spoofed = Spoofed::default();
+
+    pair.assert_dropped(CLIENT_V4, SERVER_V4, 22, "nobody knocked");
+    let closed_door = |iplock: &Iplock| {
+        ban_list(iplock)
+            .iter()
+            .any(|b| b["addr"] == "192.0.2.2" && b["reason"] == "closed_door")
+    };
+    assert!(closed_door(&iplock), "the closed-door SYN bans 192.0.2.2");
+    // Four times as many wrong-knock bans as the ban map holds.
+    let flood = 4 * BANS;
+    for _ in 0..flood {
+        inject.knock(spoofed.fresh(&mut rng), 1, &mut rng);
+    }
+    let status = wait_for(&iplock, "every spoofed knock is counted", |c| {
+        c["wrong_knock"].as_u64() == Some(flood)
+    });
+    assert!(
+        counter(&status, "bans_added") > BANS,
+        "the flood made more bans than the ban map holds: {}",
+        status["counters"]
+    );
+    assert!(
+        closed_door(&iplock),
+        "{flood} wrong-knock bans evicted the closed-door ban"
+    );
+    pair.assert_dropped(CLIENT_V4, SERVER_V4, 22, "192.0.2.2 is still banned");
 }
 
 fn load_small_map(pair: &NetnsPair, dir: &TempDir, mode: Mode) -> Iplock {
