@@ -13,6 +13,7 @@ pub mod iface;
 pub mod knock;
 pub mod knock_client;
 pub mod layout;
+pub mod listening;
 pub mod maps;
 pub mod metrics;
 pub mod object;

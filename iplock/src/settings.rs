@@ -296,6 +296,10 @@ impl Settings {
             max_bans: file.maps.bans.unwrap_or(DEFAULT_MAX_BANS),
         };
         settings.validate()?;
+        // A knock goes on to the stack, so it would reach a socket on its port.
+        if settings.rotate.is_none() {
+            crate::listening::refuse_taken(&settings.knock)?;
+        }
         Ok(settings)
     }
 
