@@ -21,7 +21,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,6 @@ use crate::frame::{
 };
 use crate::netns::{NetnsPair, in_netns};
 use crate::rng::Rng;
-use crate::util::run_ok;
 
 /// How long a scan waits for answers after its last probe.
 pub const ANSWER_WAIT: Duration = Duration::from_millis(300);
@@ -110,17 +108,7 @@ impl Scanner {
     /// port unreachable per second to a peer, and a UDP scan would take
     /// the silence that follows for filtered ports.
     pub fn new(pair: &NetnsPair) -> Scanner {
-        run_ok(Command::new("ip").args([
-            "netns",
-            "exec",
-            &pair.server,
-            "sysctl",
-            "-qw",
-            "net.ipv4.icmp_ratelimit=0",
-            "net.ipv4.icmp_msgs_per_sec=1000000",
-            "net.ipv4.icmp_msgs_burst=1000000",
-            "net.ipv6.icmp.ratelimit=0",
-        ]));
+        pair.lift_icmp_rate_limits();
         let tx = Injector::new(pair);
         let ifindex = tx.ifindex;
         let rx = in_netns(&pair.client, || {
