@@ -12,6 +12,9 @@ pub const FLAG_BAN_WRONG_KNOCK: u32 = 1 << 0;
 pub const FLAG_BAN_CLOSED_DOOR: u32 = 1 << 1;
 /// Let a banned source knock, and lift its ban when the sequence completes.
 pub const FLAG_KNOCK_CLEARS_BAN: u32 = 1 << 2;
+/// Drop packets to knock ports instead of letting the host's stack answer
+/// them: for hosts whose own firewall drops every unused port.
+pub const FLAG_KNOCK_DROP: u32 = 1 << 3;
 
 /// One step of the knock sequence.
 #[repr(C)]

@@ -19,26 +19,32 @@ pub enum Counter {
     DoorClosed = 5,
     /// Non-SYN TCP to a protected port (established sessions): passed.
     ProtectedOther = 6,
-    /// Expected knock that advanced the sequence: dropped.
+    /// Expected knock that advanced the sequence. Knock-port packets go on
+    /// to the host's stack unless `knock_answer = "drop"`.
     KnockAdvanced = 7,
-    /// Last knock of the sequence, which opened the door: dropped.
+    /// Last knock of the sequence, which opened the door.
     DoorOpened = 8,
-    /// Retransmitted copy of the previous knock: dropped, ignored.
+    /// Retransmitted copy of the previous knock: ignored.
     KnockRepeated = 9,
-    /// Knock-port packet out of sequence: dropped, progress reset.
+    /// Knock-port packet out of sequence: progress reset.
     WrongKnock = 10,
-    /// TCP other than a bare SYN to a tcp knock port: dropped, ignored.
+    /// TCP other than a bare SYN to a tcp knock port: ignored.
     KnockNoise = 11,
     /// Packet to a trap port: dropped.
     Trapped = 12,
     /// Bans added by the program (an event, not a verdict).
     BansAdded = 13,
-    /// Fragments or header chains built to hide the transport header: dropped.
+    /// Frames built to hide their transport header or source from this
+    /// parser (fragments, over-long header chains or VLAN stacks,
+    /// IPv4-mapped IPv6 sources): dropped.
     Malformed = 14,
+    /// New connection attempt to an unrelated port in the middle of a knock
+    /// sequence: passed, progress reset.
+    KnockReset = 15,
 }
 
 /// Number of counters (size of the counter map).
-pub const COUNTERS: u32 = 15;
+pub const COUNTERS: u32 = 16;
 
 impl Counter {
     /// Every counter in index order.
@@ -58,6 +64,7 @@ impl Counter {
         Counter::Trapped,
         Counter::BansAdded,
         Counter::Malformed,
+        Counter::KnockReset,
     ];
 
     /// Name used in `iplock status` and its JSON.
@@ -78,6 +85,7 @@ impl Counter {
             Counter::Trapped => "trapped",
             Counter::BansAdded => "bans_added",
             Counter::Malformed => "malformed",
+            Counter::KnockReset => "knock_reset",
         }
     }
 }

@@ -2,7 +2,8 @@
 //! the state to write back.
 
 use crate::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, PortRole, Sequence,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
+    PortRole, Sequence,
 };
 use crate::counters::Counter;
 use crate::packet::{PROTO_TCP, Packet};
@@ -14,8 +15,13 @@ use crate::state::{AllowEntry, BAN_CLOSED_DOOR, BAN_TRAP, BAN_WRONG_KNOCK, BanEn
 pub trait Lookup {
     /// The allow-list entry covering the source, if any.
     fn allow(&mut self) -> Option<AllowEntry>;
-    /// The ban covering the source, if any (expired or not).
+    /// The ban covering the source, if any (expired or not), from the map
+    /// of bans a flood of cheap ones cannot evict.
     fn ban(&mut self) -> Option<BanEntry>;
+    /// The source's ban for a wrong knock, if any (expired or not). Kept
+    /// apart so that a flood of spoofed wrong knocks only evicts its kind;
+    /// it covers the filter's own ports, so unrelated traffic never asks.
+    fn knock_ban(&mut self) -> Option<BanEntry>;
     /// The source's knock state, if any.
     fn source(&mut self) -> Option<SourceState>;
     /// Whether the rotating sequence with this id has already opened a door.
@@ -35,7 +41,10 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BanUpdate {
     Keep,
+    /// Add this ban: to the wrong-knock map for [`BAN_WRONG_KNOCK`], else
+    /// to the ban map.
     Set(BanEntry),
+    /// Lift the source's bans, in both maps.
     Remove,
 }
 
@@ -72,19 +81,42 @@ fn ban_for(cfg: &Config, now: u64, reason: u32) -> BanUpdate {
     })
 }
 
+/// The clock, read at most once per decision and only when asked.
+struct Clock<'a, L> {
+    look: &'a mut L,
+    now: Option<u64>,
+}
+
+impl<L: Lookup> Clock<'_, L> {
+    #[inline(always)]
+    fn now(&mut self) -> u64 {
+        match self.now {
+            Some(t) => t,
+            None => {
+                let t = self.look.now();
+                self.now = Some(t);
+                t
+            }
+        }
+    }
+}
+
 /// Decide the fate of one TCP or UDP packet from one source.
 #[inline(always)]
 pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     let role = cfg.role(pkt);
     let ban = look.ban();
-    if role == PortRole::Other && ban.is_none() {
-        return Decision::new(Verdict::Pass, Counter::Unrelated);
+    let mut clock = Clock { look, now: None };
+    let mut banned = matches!(ban, Some(b) if b.until_ns > clock.now());
+    if !banned && role != PortRole::Other {
+        let knock_ban = clock.look.knock_ban();
+        banned = matches!(knock_ban, Some(b) if b.until_ns > clock.now());
     }
-    let now = look.now();
-    let banned = matches!(ban, Some(b) if b.until_ns > now);
     if role == PortRole::Other && !banned {
-        return Decision::new(Verdict::Pass, Counter::Unrelated);
+        return elsewhere(pkt, cfg, &mut clock);
     }
+    let now = clock.now();
+    let look = clock.look;
     if matches!(look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now) {
         return Decision::new(Verdict::Pass, Counter::Allowed);
     }
@@ -97,10 +129,49 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
         PortRole::Knock => knock(pkt, banned, cfg, now, look),
         PortRole::Trap => Decision {
             ban: ban_for(cfg, now, BAN_TRAP),
+            source: look.source().and_then(|s| reset(&s, cfg, now)),
             ..Decision::new(Verdict::Drop, Counter::Trapped)
         },
         PortRole::Other => Decision::new(Verdict::Pass, Counter::Unrelated),
     }
+}
+
+/// Traffic to a port the filter does not guard. A new connection attempt
+/// (a bare SYN or a datagram) in the middle of a sequence resets it, as
+/// the article's catch-all rules do: a spray over many ports between two
+/// knocks must not satisfy a step.
+#[inline(always)]
+fn elsewhere<L: Lookup>(pkt: &Packet, cfg: &Config, clock: &mut Clock<'_, L>) -> Decision {
+    let mut d = Decision::new(Verdict::Pass, Counter::Unrelated);
+    if !pkt.opens_connection() {
+        return d;
+    }
+    let Some(s) = clock.look.source().filter(|s| s.step > 0) else {
+        return d;
+    };
+    let now = clock.now();
+    let Some(reset) = reset(&s, cfg, now) else {
+        return d;
+    };
+    // An allow-listed source never gets state (asked last: it is rare to
+    // find one in the middle of a sequence).
+    if matches!(clock.look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now) {
+        return d;
+    }
+    d.source = Some(reset);
+    d.counter = Counter::KnockReset;
+    d
+}
+
+/// The state to write when a source in the middle of a sequence does
+/// something other than its next knock: its progress gone. `None` where
+/// there is no live progress to lose (none yet, or a completed sequence,
+/// whose door another connection must not close).
+#[inline(always)]
+fn reset(s: &SourceState, cfg: &Config, now: u64) -> Option<SourceState> {
+    let progress = live_progress(s, cfg, now);
+    let count = cfg.sequence(s.seq).map_or(0, |q| q.count);
+    (progress > 0 && progress < count).then_some(SourceState { step: 0, ..*s })
 }
 
 #[inline(always)]
@@ -108,10 +179,12 @@ fn protected<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> D
     if !pkt.is_bare_syn() {
         return Decision::new(Verdict::Pass, Counter::ProtectedOther);
     }
-    if matches!(look.source(), Some(s) if s.open_until_ns > now) {
+    let source = look.source();
+    if matches!(source, Some(s) if s.open_until_ns > now) {
         return Decision::new(Verdict::Pass, Counter::DoorPassed);
     }
     let mut d = Decision::new(Verdict::Drop, Counter::DoorClosed);
+    d.source = source.and_then(|s| reset(&s, cfg, now));
     if cfg.has_flag(FLAG_BAN_CLOSED_DOOR) {
         d.ban = ban_for(cfg, now, BAN_CLOSED_DOOR);
     }
@@ -146,12 +219,20 @@ pub fn knock_deadline(s: &SourceState, seq: &Sequence<'_>) -> u64 {
 
 #[inline(always)]
 fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &mut L) -> Decision {
+    // By default a knock goes on to the host's stack, which answers it as
+    // it answers every unused port, so a scan cannot tell knock ports from
+    // the rest. A banned source gets silence here as everywhere else.
+    let answer = if banned || cfg.has_flag(FLAG_KNOCK_DROP) {
+        Verdict::Drop
+    } else {
+        Verdict::Pass
+    };
     if pkt.proto == PROTO_TCP && !pkt.is_bare_syn() {
-        return Decision::new(Verdict::Drop, Counter::KnockNoise);
+        return Decision::new(answer, Counter::KnockNoise);
     }
     let old = look.source().unwrap_or_default();
     let progress = live_progress(&old, cfg, now);
-    let mut d = Decision::new(Verdict::Drop, Counter::KnockAdvanced);
+    let mut d = Decision::new(answer, Counter::KnockAdvanced);
     // The next step of the sequence the source is in the middle of, else a
     // fresh start of the current sequence, else of the previous period's.
     let mut next = None;

@@ -9,6 +9,9 @@ pub const PROGRAM: &str = "iplock";
 pub const MAP_SOURCES: &str = "IPLOCK_SOURCES";
 /// Bans (`LRU_HASH`, [`crate::addr::AddrKey`] -> [`crate::state::BanEntry`]).
 pub const MAP_BANS: &str = "IPLOCK_BANS";
+/// Bans for wrong knocks (`LRU_HASH`, as [`MAP_BANS`]), apart so their
+/// floods cannot evict the others.
+pub const MAP_KNOCK_BANS: &str = "IPLOCK_KNOCK_BANS";
 /// Allow list (`LPM_TRIE`, `Key<AddrKey>` -> [`crate::state::AllowEntry`]).
 pub const MAP_ALLOW: &str = "IPLOCK_ALLOW";
 /// The one [`crate::config::Config`] the program reads (`ARRAY` of one).
@@ -28,10 +31,11 @@ pub const MAP_SPENT: &str = "IPLOCK_SPENT";
 pub const MAX_SPENT: u32 = 64;
 
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 9] = [
     MAP_CONFIG,
     MAP_SOURCES,
     MAP_BANS,
+    MAP_KNOCK_BANS,
     MAP_ALLOW,
     MAP_COUNTERS,
     MAP_IFACES,
@@ -61,3 +65,5 @@ pub const MAX_ALLOW: u32 = 4096;
 pub const DEFAULT_MAX_SOURCES: u32 = 65_536;
 /// Default size of the ban map.
 pub const DEFAULT_MAX_BANS: u32 = 262_144;
+/// Default size of the wrong-knock ban map (only used with `wrong_knock = true`).
+pub const DEFAULT_MAX_KNOCK_BANS: u32 = 65_536;

@@ -26,4 +26,11 @@ impl Packet {
     pub const fn is_bare_syn(&self) -> bool {
         self.proto == PROTO_TCP && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
     }
+
+    /// A new connection attempt: a bare SYN or any UDP datagram (UDP has
+    /// no established traffic to tell apart).
+    #[inline(always)]
+    pub const fn opens_connection(&self) -> bool {
+        self.proto == PROTO_UDP || self.is_bare_syn()
+    }
 }

@@ -8,7 +8,8 @@ use Verdict::{Drop as D, Pass as P};
 use bytemuck::Zeroable;
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
+    Step,
 };
 use iplock_common::counters::Counter;
 use iplock_common::decide::{BanUpdate, Decision, Lookup, Verdict, decide, live_progress};
@@ -27,6 +28,7 @@ const HOUR: u64 = 3600 * S;
 
 const TCP_FIN: u8 = 0x01;
 const TCP_RST: u8 = 0x04;
+const TCP_PSH: u8 = 0x08;
 
 const SSH: u16 = 22;
 const K0: u16 = 100; // tcp
@@ -35,6 +37,9 @@ const K2: u16 = 200; // tcp
 const TRAP: u16 = 666;
 const HTTP: u16 = 80;
 
+/// Both ban triggers of the knock path.
+const BAN_TRIGGERS: u32 = FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR;
+
 // ---------------------------------------------------------------- the fake
 
 /// Which lookups one decision asked, and how often.
@@ -42,6 +47,7 @@ const HTTP: u16 = 80;
 struct Asked {
     allow: u32,
     ban: u32,
+    knock_ban: u32,
     source: u32,
     now: u32,
 }
@@ -51,6 +57,8 @@ struct Asked {
 struct Fake {
     allow: Option<AllowEntry>,
     ban: Option<BanEntry>,
+    /// The wrong-knock ban map's entry.
+    knock_ban: Option<BanEntry>,
     source: Option<SourceState>,
     asked: Asked,
     /// The clock the decision reads.
@@ -65,6 +73,10 @@ impl Lookup for Fake {
     fn ban(&mut self) -> Option<BanEntry> {
         self.asked.ban += 1;
         self.ban
+    }
+    fn knock_ban(&mut self) -> Option<BanEntry> {
+        self.asked.knock_ban += 1;
+        self.knock_ban
     }
     fn source(&mut self) -> Option<SourceState> {
         self.asked.source += 1;
@@ -85,8 +97,16 @@ impl Fake {
         self
     }
     fn with_ban(mut self, until_ns: u64, reason: u32) -> Self {
-        self.ban = Some(ban(until_ns, reason));
+        *self.ban_map(reason) = Some(ban(until_ns, reason));
         self
+    }
+    /// Where the glue keeps a ban of this reason.
+    fn ban_map(&mut self, reason: u32) -> &mut Option<BanEntry> {
+        if reason == BAN_WRONG_KNOCK {
+            &mut self.knock_ban
+        } else {
+            &mut self.ban
+        }
     }
     fn with_allow(mut self, until_ns: u64) -> Self {
         self.allow = Some(AllowEntry::at_runtime(until_ns));
@@ -107,8 +127,8 @@ impl Fake {
         }
         match d.ban {
             BanUpdate::Keep => {}
-            BanUpdate::Set(b) => self.ban = Some(b),
-            BanUpdate::Remove => self.ban = None,
+            BanUpdate::Set(b) => *self.ban_map(b.reason) = Some(b),
+            BanUpdate::Remove => (self.ban, self.knock_ban) = (None, None),
         }
     }
 
@@ -123,7 +143,9 @@ impl Fake {
     }
 
     fn banned(&self, now: u64) -> bool {
-        matches!(self.ban, Some(b) if b.until_ns > now)
+        [self.ban, self.knock_ban]
+            .iter()
+            .any(|b| matches!(b, Some(b) if b.until_ns > now))
     }
 }
 
@@ -151,8 +173,10 @@ fn ban(until_ns: u64, reason: u32) -> BanEntry {
 // ------------------------------------------------------------- the config
 
 /// Builds the config of the tests: by default the sequence tcp:100, udp:300,
-/// tcp:200, protected port 22, 10 s per step, a 10 s window, a 1 h ban, and
-/// the default ban triggers (wrong knock and closed door on).
+/// tcp:200, protected port 22, 10 s per step, a 10 s window, a 1 h ban,
+/// bans for wrong knocks and the closed door, and knock ports silent
+/// (`knock_answer = "drop"`), so a verdict tells the knock path taken;
+/// `knock_ports_get_the_stack_answer` covers the default answer.
 #[derive(Clone, Debug)]
 struct Cfg {
     steps: Vec<(u8, u16, u64)>,
@@ -172,7 +196,7 @@ fn cfg() -> Cfg {
         ],
         protect: vec![SSH],
         traps: vec![],
-        flags: FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR,
+        flags: FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR | FLAG_KNOCK_DROP,
         window: 10 * S,
         ban_time: HOUR,
     }
@@ -404,25 +428,43 @@ fn active_ban_drops_everything_expired_ban_does_not() {
     let expired = || fresh().with_ban(T0, BAN_WRONG_KNOCK);
     let open = st(3, T0 - S, T0 + 9 * S);
     let mut cases = Vec::new();
-    for (what, pkt) in [
-        ("protected SYN", syn(SSH)),
-        ("protected ACK", tcp(SSH, TCP_ACK)),
-        ("knock step 0", syn(K0)),
-        ("udp knock", udp(K1)),
-        ("knock noise", tcp(K0, TCP_ACK)),
-        ("trap", syn(TRAP)),
-        ("unrelated tcp", syn(HTTP)),
-        ("unrelated udp", udp(53)),
-    ] {
-        cases.push(Case {
-            name: what,
-            cfg: c,
-            fake: banned(),
-            now: T0,
-            pkt,
-            want: drop(Banned),
-        });
+    // A wrong-knock ban covers the filter's own ports; the others cover
+    // every port.
+    for reason in [BAN_WRONG_KNOCK, BAN_CLOSED_DOOR, BAN_TRAP, BAN_MANUAL] {
+        for (what, pkt, own_port) in [
+            ("protected SYN", syn(SSH), true),
+            ("protected ACK", tcp(SSH, TCP_ACK), true),
+            ("knock step 0", syn(K0), true),
+            ("udp knock", udp(K1), true),
+            ("knock noise", tcp(K0, TCP_ACK), true),
+            ("trap", syn(TRAP), true),
+            ("unrelated tcp", syn(HTTP), false),
+            ("unrelated udp", udp(53), false),
+        ] {
+            cases.push(Case {
+                name: what,
+                cfg: c,
+                fake: fresh().with_ban(T0 + 1, reason),
+                now: T0,
+                pkt,
+                want: if own_port || reason != BAN_WRONG_KNOCK {
+                    drop(Banned)
+                } else {
+                    pass(Unrelated)
+                },
+            });
+        }
     }
+    cases.push(Case {
+        name: "an expired ban does not hide a wrong-knock ban",
+        cfg: c,
+        fake: fresh()
+            .with_ban(T0, BAN_CLOSED_DOOR)
+            .with_ban(T0 + 1, BAN_WRONG_KNOCK),
+        now: T0,
+        pkt: syn(SSH),
+        want: drop(Banned),
+    });
     cases.extend([
         Case {
             name: "an active ban wins over an open door",
@@ -516,12 +558,23 @@ fn protected_port() {
             want: closed_ban,
         },
         Case {
-            name: "SYN halfway through the sequence: closed, ban, progress untouched",
+            name: "SYN halfway through the sequence: closed, ban, progress reset",
             cfg: c,
             fake: fresh().with_source(st(2, T0 - S, 0)),
             now: T0,
             pkt: syn(SSH),
-            want: closed_ban,
+            want: Decision {
+                source: Some(st(0, T0 - S, 0)),
+                ..closed_ban
+            },
+        },
+        Case {
+            name: "SYN halfway, closed-door trigger off: progress reset all the same",
+            cfg: no_ban,
+            fake: fresh().with_source(st(2, T0 - S, 0)),
+            now: T0,
+            pkt: syn(SSH),
+            want: drop_write(DoorClosed, st(0, T0 - S, 0)),
         },
         Case {
             name: "closed-door trigger off: drop without ban",
@@ -571,7 +624,7 @@ fn protected_port() {
 #[test]
 fn knocks() {
     let c = cfg().build();
-    let no_ban = cfg().flags(0).build();
+    let no_ban = cfg().without(BAN_TRIGGERS).build();
     let wrong_ban = |d| banning(d, T0, BAN_WRONG_KNOCK);
     run(vec![
         // Advancing and opening.
@@ -789,20 +842,26 @@ fn knocks() {
             want: drop_write(KnockAdvanced, st(1, T0, 0)),
         },
         Case {
-            name: "udp to a tcp step's port is not a knock",
+            name: "udp to a tcp step's port is not a knock, but a new packet elsewhere",
             cfg: c,
             fake: fresh().with_source(st(2, T0 - S, 0)),
             now: T0,
             pkt: udp(K2),
-            want: pass(Unrelated),
+            want: Decision {
+                source: Some(st(0, T0 - S, 0)),
+                ..pass(KnockReset)
+            },
         },
         Case {
-            name: "tcp SYN to a udp step's port is not a knock",
+            name: "tcp SYN to a udp step's port is not a knock, but a new connection elsewhere",
             cfg: c,
             fake: fresh().with_source(st(1, T0 - S, 0)),
             now: T0,
             pkt: syn(K1),
-            want: pass(Unrelated),
+            want: Decision {
+                source: Some(st(0, T0 - S, 0)),
+                ..pass(KnockReset)
+            },
         },
     ]);
 }
@@ -828,12 +887,15 @@ fn trap_ports_ban_and_drop() {
         });
     }
     cases.push(Case {
-        name: "a trap bans whatever the ban triggers",
-        cfg: cfg().trap(TRAP).flags(0).build(),
+        name: "a trap bans whatever the ban triggers, and resets progress",
+        cfg: cfg().trap(TRAP).without(BAN_TRIGGERS).build(),
         fake: fresh().with_source(st(2, T0 - S, 0)),
         now: T0,
         pkt: syn(TRAP),
-        want: trapped,
+        want: Decision {
+            source: Some(st(0, T0 - S, 0)),
+            ..trapped
+        },
     });
     cases.push(Case {
         name: "the ban end saturates",
@@ -939,36 +1001,55 @@ fn knock_clears_ban_table() {
 }
 
 #[test]
-fn unrelated_traffic_passes_and_writes_nothing() {
+fn unrelated_traffic_passes_and_resets_only_an_unfinished_sequence() {
     let c = cfg().trap(TRAP).build();
+    // (state, whether a new connection elsewhere resets it)
     let states = [
-        None,
-        Some(st(1, T0 - S, 0)),
-        Some(st(2, T0 - S, 0)),
-        Some(st(3, T0 - S, T0 + 9 * S)),
-        Some(st(2, T0 - 60 * S, 0)),
+        (None, false),
+        (Some(st(1, T0 - S, 0)), true),
+        (Some(st(2, T0 - S, 0)), true),
+        // A completed sequence keeps its door open.
+        (Some(st(3, T0 - S, T0 + 9 * S)), false),
+        // Expired progress has nothing left to reset.
+        (Some(st(2, T0 - 60 * S, 0)), false),
     ];
     let mut cases = Vec::new();
-    for source in states {
-        for pkt in [
-            syn(HTTP),
-            tcp(HTTP, TCP_ACK),
-            udp(53),
-            udp(K0),
-            syn(K1),
-            udp(SSH),
-            tcp(443, TCP_RST),
+    for (source, resets) in states {
+        for (pkt, new_connection) in [
+            (syn(HTTP), true),
+            (tcp(HTTP, TCP_ACK), false),
+            (udp(53), true),
+            (udp(K0), true),
+            (syn(K1), true),
+            (udp(SSH), true),
+            (tcp(443, TCP_RST), false),
+            (tcp(443, TCP_SYN | TCP_ACK), false),
         ] {
+            let want = match source {
+                Some(s) if resets && new_connection => Decision {
+                    source: Some(SourceState { step: 0, ..s }),
+                    ..pass(KnockReset)
+                },
+                _ => pass(Unrelated),
+            };
             cases.push(Case {
                 name: "unrelated",
                 cfg: c,
                 fake: Fake { source, ..fresh() },
                 now: T0,
                 pkt,
-                want: pass(Unrelated),
+                want,
             });
         }
     }
+    cases.push(Case {
+        name: "an allow-listed source gets no state, not even a reset",
+        cfg: c,
+        fake: fresh().with_source(st(1, T0 - S, 0)).with_allow(0),
+        now: T0,
+        pkt: syn(HTTP),
+        want: pass(Unrelated),
+    });
     run(cases);
 }
 
@@ -1012,7 +1093,7 @@ fn full_sequence_opens_door_for_the_window() {
             (S + 1, syn(K0), D, KnockRepeated),
             (2 * S, tcp(K0, TCP_ACK), D, KnockNoise),
             (3 * S, udp(K1), D, KnockAdvanced),
-            (4 * S, syn(HTTP), P, Unrelated),
+            (4 * S, tcp(HTTP, TCP_ACK), P, Unrelated),
             (5 * S, udp(K1), D, KnockRepeated),
             (6 * S, syn(K2), D, DoorOpened),
             (7 * S, syn(K2), D, KnockRepeated),
@@ -1031,7 +1112,7 @@ fn full_sequence_opens_door_for_the_window() {
 
 #[test]
 fn wrong_order_and_late_steps_fail() {
-    let c = cfg().flags(0).build();
+    let c = cfg().without(BAN_TRIGGERS).build();
     for (name, lines) in [
         (
             "wrong order",
@@ -1074,7 +1155,7 @@ fn wrong_order_and_late_steps_fail() {
             vec![
                 (0, syn(K0), D, KnockAdvanced),
                 (S, udp(K1), D, KnockAdvanced),
-                (2 * S, udp(K1 + 1), P, Unrelated),
+                (2 * S, udp(K1 + 1), P, KnockReset),
                 (3 * S, syn(K0), D, KnockAdvanced),
                 (4 * S, syn(K2), D, WrongKnock),
                 (5 * S, syn(SSH), D, DoorClosed),
@@ -1106,21 +1187,23 @@ fn wrong_knock_bans_and_the_ban_expires() {
             (0, syn(K0), D, KnockAdvanced),
             (S, syn(K2), D, WrongKnock),
             (2 * S, syn(K0), D, Banned),
-            (2 * S, syn(HTTP), D, Banned),
-            (HOUR + S - 1, udp(53), D, Banned),
-            (HOUR + S, udp(53), P, Unrelated),
+            // A wrong-knock ban covers the filter's own ports only.
+            (2 * S, syn(HTTP), P, Unrelated),
+            (HOUR + S - 1, syn(SSH), D, Banned),
+            (HOUR + S - 1, udp(K1), D, Banned),
             (HOUR + S, syn(K0), D, KnockAdvanced),
             (HOUR + 2 * S, udp(K1), D, KnockAdvanced),
             (HOUR + 3 * S, syn(K2), D, DoorOpened),
             (HOUR + 4 * S, syn(SSH), P, DoorPassed),
         ],
     );
-    assert_eq!(f.ban, Some(ban(T0 + HOUR + S, BAN_WRONG_KNOCK)));
+    assert_eq!(f.knock_ban, Some(ban(T0 + HOUR + S, BAN_WRONG_KNOCK)));
+    assert_eq!(f.ban, None, "a wrong knock bans in its own map");
 }
 
 #[test]
 fn wrong_knock_does_not_close_an_open_door() {
-    let c = cfg().flags(0).build();
+    let c = cfg().without(BAN_TRIGGERS).build();
     let f = trace(
         "open door",
         &c,
@@ -1136,7 +1219,8 @@ fn wrong_knock_does_not_close_an_open_door() {
             (12 * S, syn(SSH), D, DoorClosed),
         ],
     );
-    assert_eq!(f.source, Some(st(1, T0 + 5 * S, T0 + 12 * S)));
+    // The closed-door SYN ended the attempt begun at 5 s.
+    assert_eq!(f.source, Some(st(0, T0 + 5 * S, T0 + 12 * S)));
 }
 
 #[test]
@@ -1192,7 +1276,10 @@ fn single_step_sequence() {
     );
     assert!(f.banned(T0 + 21 * S));
 
-    let c = cfg().steps(&[(PROTO_TCP, 4242)]).flags(0).build();
+    let c = cfg()
+        .steps(&[(PROTO_TCP, 4242)])
+        .without(BAN_TRIGGERS)
+        .build();
     trace(
         "single tcp",
         &c,
@@ -1219,7 +1306,7 @@ fn single_step_reknock_after_window_reopens() {
     let c = cfg()
         .steps(&[(PROTO_TCP, 4242)])
         .timeout(0, 60 * S)
-        .flags(0)
+        .without(BAN_TRIGGERS)
         .build();
     trace(
         "single reknock",
@@ -1242,7 +1329,7 @@ fn eight_step_sequence() {
             (proto, 1000 + 7 * i)
         })
         .collect();
-    let c = cfg().steps(&steps).flags(0).build();
+    let c = cfg().steps(&steps).without(BAN_TRIGGERS).build();
     let knock = |i: usize| {
         let (proto, port) = steps[i];
         if proto == PROTO_TCP {
@@ -1287,6 +1374,37 @@ fn fast_path_asks_only_the_ban_map_and_the_clock_only_for_a_ban() {
         fresh().with_source(st(2, T0 - S, T0 + S)),
         fresh().with_allow(0),
         fresh().with_ban(T0, BAN_TRAP),
+        fresh().with_ban(T0 + S, BAN_WRONG_KNOCK),
+    ] {
+        // Established traffic to unrelated ports, the bulk of a server's.
+        for pkt in [
+            tcp(HTTP, TCP_ACK),
+            tcp(53, TCP_ACK | TCP_FIN),
+            tcp(K1, TCP_ACK),
+        ] {
+            let mut f = fake;
+            assert_eq!(f.decide(pkt, &c, T0), pass(Unrelated), "{pkt:?}");
+            assert_eq!(
+                f.asked,
+                Asked {
+                    ban: 1,
+                    now: u32::from(fake.ban.is_some()),
+                    ..Asked::default()
+                },
+                "{pkt:?} from {fake:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn new_connections_elsewhere_also_ask_the_source_and_the_clock_only_for_progress() {
+    let c = cfg().trap(TRAP).build();
+    for (fake, now) in [
+        (fresh(), 0),
+        (fresh().with_source(st(0, T0 - S, 0)), 0),
+        (fresh().with_source(st(3, T0 - S, T0 + S)), 1),
+        (fresh().with_ban(T0 + S, BAN_WRONG_KNOCK), 0),
     ] {
         for pkt in [syn(HTTP), udp(53), udp(K0), syn(K1), udp(SSH)] {
             let mut f = fake;
@@ -1295,7 +1413,8 @@ fn fast_path_asks_only_the_ban_map_and_the_clock_only_for_a_ban() {
                 f.asked,
                 Asked {
                     ban: 1,
-                    now: u32::from(fake.ban.is_some()),
+                    source: 1,
+                    now,
                     ..Asked::default()
                 },
                 "{pkt:?} from {fake:?}"
@@ -1387,7 +1506,7 @@ const PROP_STEPS: [(u8, u16); MAX_STEPS] = [
 fn any_config(max_steps: usize) -> impl Strategy<Value = Config> {
     (
         prop::collection::vec(prop::sample::select(&TIMEOUTS[..]), 1..=max_steps),
-        0u32..8,
+        0u32..16,
         prop::sample::select(&[S, 10 * S, 30 * S][..]),
         prop::sample::select(&[30 * S, HOUR][..]),
     )
@@ -1473,15 +1592,23 @@ fn any_time() -> impl Strategy<Value = u64> {
 fn any_fake() -> impl Strategy<Value = Fake> {
     (
         prop::option::of(any_time().prop_map(AllowEntry::at_runtime)),
-        prop::option::of((any_time(), 1u32..=4).prop_map(|(t, r)| ban(t, r))),
+        prop::option::of(
+            (
+                any_time(),
+                prop::sample::select(&[BAN_CLOSED_DOOR, BAN_TRAP, BAN_MANUAL][..]),
+            )
+                .prop_map(|(t, r)| ban(t, r)),
+        ),
+        prop::option::of(any_time().prop_map(|t| ban(t, BAN_WRONG_KNOCK))),
         prop::option::of(
             (0u32..=MAX_STEPS as u32 + 1, any_time(), any_time())
                 .prop_map(|(step, last, open)| st(step, last, open)),
         ),
     )
-        .prop_map(|(allow, ban, source)| Fake {
+        .prop_map(|(allow, ban, knock_ban, source)| Fake {
             allow,
             ban,
+            knock_ban,
             source,
             asked: Asked::default(),
             now: 0,
@@ -1526,15 +1653,23 @@ struct Model {
     attempt: Vec<u64>,
     door_until: u64,
     ban: Option<BanEntry>,
+    /// A wrong-knock ban, which covers the filter's ports only.
+    knock_ban: Option<BanEntry>,
 }
 
 impl Model {
-    fn banned(&self, t: u64) -> bool {
+    fn banned(&self, t: u64, r: Role) -> bool {
         self.ban.is_some_and(|b| b.until_ns > t)
+            || (r != Role::Other && self.knock_ban.is_some_and(|b| b.until_ns > t))
     }
 
     fn ban(&mut self, cfg: &Config, t: u64, reason: u32) {
-        self.ban = Some(ban(t + cfg.ban_time_ns, reason));
+        let b = Some(ban(t + cfg.ban_time_ns, reason));
+        if reason == BAN_WRONG_KNOCK {
+            self.knock_ban = b;
+        } else {
+            self.ban = b;
+        }
     }
 
     /// Forgets an attempt whose next step (or, once complete, whose
@@ -1552,28 +1687,50 @@ impl Model {
         }
     }
 
+    /// Something other than the next knock: an attempt in the middle is
+    /// over, a completed one stays.
+    fn interrupt(&mut self, cfg: &Config, t: u64) -> bool {
+        self.expire(cfg, t);
+        let n = self.attempt.len();
+        let interrupted = n > 0 && n < cfg.step_count as usize;
+        if interrupted {
+            self.attempt.clear();
+        }
+        interrupted
+    }
+
     fn packet(&mut self, cfg: &Config, pkt: &Packet, t: u64) -> (Verdict, Counter) {
         let flag = |f| cfg.flags & f != 0;
         let r = role(cfg, pkt);
         let knock_past_ban = flag(FLAG_KNOCK_CLEARS_BAN) && matches!(r, Role::Knock(_));
-        if self.banned(t) && !knock_past_ban {
+        let banned = self.banned(t, r);
+        if banned && !knock_past_ban {
             return (D, Banned);
         }
+        let answer = if banned || flag(FLAG_KNOCK_DROP) {
+            D
+        } else {
+            P
+        };
+        let new_connection = pkt.proto == PROTO_UDP || bare_syn(pkt);
         match r {
+            Role::Other if new_connection && self.interrupt(cfg, t) => (P, KnockReset),
             Role::Other => (P, Unrelated),
             Role::Trap => {
+                self.interrupt(cfg, t);
                 self.ban(cfg, t, BAN_TRAP);
                 (D, Trapped)
             }
             Role::Protected if !bare_syn(pkt) => (P, ProtectedOther),
             Role::Protected if self.door_until > t => (P, DoorPassed),
             Role::Protected => {
+                self.interrupt(cfg, t);
                 if flag(FLAG_BAN_CLOSED_DOOR) {
                     self.ban(cfg, t, BAN_CLOSED_DOOR);
                 }
                 (D, DoorClosed)
             }
-            Role::Knock(_) if pkt.proto == PROTO_TCP && !bare_syn(pkt) => (D, KnockNoise),
+            Role::Knock(_) if pkt.proto == PROTO_TCP && !bare_syn(pkt) => (answer, KnockNoise),
             Role::Knock(i) => {
                 self.expire(cfg, t);
                 let done = self.attempt.len();
@@ -1581,7 +1738,7 @@ impl Model {
                 // has closed it starts the sequence again.
                 let reopens = cfg.step_count == 1 && self.door_until <= t;
                 if done > 0 && i == done - 1 && !reopens {
-                    return (D, KnockRepeated);
+                    return (answer, KnockRepeated);
                 }
                 if i == 0 {
                     self.attempt.clear();
@@ -1590,17 +1747,17 @@ impl Model {
                     if flag(FLAG_BAN_WRONG_KNOCK) {
                         self.ban(cfg, t, BAN_WRONG_KNOCK);
                     }
-                    return (D, WrongKnock);
+                    return (answer, WrongKnock);
                 }
                 self.attempt.push(t);
                 if self.attempt.len() < cfg.step_count as usize {
-                    return (D, KnockAdvanced);
+                    return (answer, KnockAdvanced);
                 }
                 self.door_until = t + cfg.open_window_ns;
-                if self.banned(t) {
-                    self.ban = None;
+                if banned {
+                    (self.ban, self.knock_ban) = (None, None);
                 }
-                (D, DoorOpened)
+                (answer, DoorOpened)
             }
         }
     }
@@ -1657,6 +1814,7 @@ proptest! {
             let m = model.packet(&c, &pkt, t);
             prop_assert_eq!((d.verdict, d.counter), m, "packet {}: {:?}", n, pkt);
             prop_assert_eq!(fake.ban, model.ban, "packet {}: ban", n);
+            prop_assert_eq!(fake.knock_ban, model.knock_ban, "packet {}: knock ban", n);
             prop_assert_eq!(
                 fake.source.map_or(0, |s| s.open_until_ns),
                 model.door_until,
@@ -1672,9 +1830,10 @@ proptest! {
         }
     }
 
-    /// Unrelated packets never change any state, whatever the state.
+    /// Unrelated packets change no state but a reset of progress, and that
+    /// only for a new connection.
     #[test]
-    fn unrelated_never_writes(
+    fn unrelated_never_writes_but_a_reset(
         c in any_config(MAX_STEPS),
         fake in any_fake(),
         now in any_time(),
@@ -1683,9 +1842,13 @@ proptest! {
         prop_assume!(role(&c, &pkt) == Role::Other);
         let mut f = fake;
         let d = f.decide(pkt, &c, now);
-        prop_assert_eq!(d.source, None);
+        if let Some(s) = d.source {
+            prop_assert!(pkt.proto == PROTO_UDP || bare_syn(&pkt));
+            prop_assert_eq!(s, SourceState { step: 0, ..fake.source.unwrap() });
+            prop_assert_eq!(d.counter, KnockReset);
+        }
         prop_assert_eq!(d.ban, BanUpdate::Keep);
-        prop_assert!(d.counter == Unrelated || d.counter == Allowed || d.counter == Banned);
+        prop_assert!(matches!(d.counter, Unrelated | Allowed | Banned | KnockReset));
     }
 
     /// An allow-listed source is always passed and never gets state.
@@ -1763,4 +1926,90 @@ proptest! {
         prop_assert!(addr::is_v4(&k4));
         prop_assert_eq!(addr::to_ip(&k4), IpAddr::from(v4));
     }
+}
+
+// ------------------------------------------------------------- stealth
+
+#[test]
+fn knock_ports_get_the_stack_answer() {
+    let c = cfg().without(FLAG_KNOCK_DROP | BAN_TRIGGERS).build();
+    trace(
+        "stack answer",
+        &c,
+        fresh(),
+        &[
+            (0, udp(K1), P, WrongKnock),
+            (S, syn(K0), P, KnockAdvanced),
+            (S + 1, syn(K0), P, KnockRepeated),
+            (2 * S, tcp(K0, TCP_ACK), P, KnockNoise),
+            (2 * S, tcp(K2, TCP_FIN), P, KnockNoise),
+            (2 * S, tcp(K2, 0), P, KnockNoise),
+            (3 * S, udp(K1), P, KnockAdvanced),
+            (4 * S, syn(K2), P, DoorOpened),
+            (5 * S, syn(SSH), P, DoorPassed),
+        ],
+    );
+    // A banned source gets silence on knock ports as on every other port,
+    // also where its knocks count.
+    let c = cfg()
+        .without(FLAG_KNOCK_DROP)
+        .with(FLAG_KNOCK_CLEARS_BAN)
+        .build();
+    let f = trace(
+        "banned knocker",
+        &c,
+        fresh().with_ban(T0 + HOUR, BAN_CLOSED_DOOR),
+        &[
+            (0, syn(HTTP), D, Banned),
+            (0, tcp(K0, TCP_ACK), D, KnockNoise),
+            (S, syn(K0), D, KnockAdvanced),
+            (2 * S, udp(K1), D, KnockAdvanced),
+            (3 * S, syn(K2), D, DoorOpened),
+            (4 * S, syn(K2), P, KnockRepeated),
+        ],
+    );
+    assert!(
+        !f.banned(T0 + 4 * S),
+        "the completed sequence lifted the ban"
+    );
+}
+
+#[test]
+fn a_spray_between_two_knocks_resets_progress() {
+    let c = cfg().without(FLAG_KNOCK_DROP | BAN_TRIGGERS).build();
+    for spray in [udp as fn(u16) -> Packet, syn] {
+        let mut f = fresh();
+        f.step(syn(K0), &c, T0);
+        // Every port, the next step's among them: the ports after it end
+        // the attempt that the right one advanced.
+        for port in 1..=2000 {
+            f.step(spray(port), &c, T0 + S);
+        }
+        assert_eq!(f.source.map(|s| s.step), Some(0), "{:?}", spray(1));
+        let d = f.step(syn(K2), &c, T0 + 2 * S);
+        assert_eq!(d.counter, WrongKnock);
+        assert_eq!(f.step(syn(SSH), &c, T0 + 3 * S).counter, DoorClosed);
+    }
+}
+
+#[test]
+fn established_traffic_elsewhere_keeps_progress() {
+    let c = cfg().without(FLAG_KNOCK_DROP | BAN_TRIGGERS).build();
+    trace(
+        "established",
+        &c,
+        fresh(),
+        &[
+            (0, syn(K0), P, KnockAdvanced),
+            (S, tcp(HTTP, TCP_ACK), P, Unrelated),
+            (S, tcp(443, TCP_SYN | TCP_ACK), P, Unrelated),
+            (S, tcp(SSH, TCP_ACK | TCP_PSH), P, ProtectedOther),
+            (2 * S, udp(K1), P, KnockAdvanced),
+            (3 * S, syn(K2), P, DoorOpened),
+            // An open door stays open whatever else the source opens.
+            (4 * S, syn(HTTP), P, Unrelated),
+            (4 * S, udp(53), P, Unrelated),
+            (5 * S, syn(SSH), P, DoorPassed),
+        ],
+    );
 }

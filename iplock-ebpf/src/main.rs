@@ -17,10 +17,10 @@ use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
 use iplock_common::events::{EVENTS_BYTES, Event};
 use iplock_common::names::{
-    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
 };
 use iplock_common::packet::Packet;
-use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
+use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, IfaceEntry, SourceState};
 use parse::Unclassified;
 
 #[map]
@@ -33,6 +33,12 @@ static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
 #[map]
 static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
     LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
+
+// Wrong-knock bans, apart from the others: a flood of spoofed wrong knocks
+// evicts only its own kind, never a closed-door, trap or manual ban.
+#[map]
+static IPLOCK_KNOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_KNOCK_BANS, 0);
 
 // LpmTrie adds BPF_F_NO_PREALLOC itself; the kernel requires it for tries.
 #[map]
@@ -90,12 +96,18 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
     match d.ban {
         BanUpdate::Keep => {}
         BanUpdate::Set(ban) => {
-            if IPLOCK_BANS.insert(ban_key, ban, 0).is_ok() {
+            let map = if ban.reason == BAN_WRONG_KNOCK {
+                &IPLOCK_KNOCK_BANS
+            } else {
+                &IPLOCK_BANS
+            };
+            if map.insert(ban_key, ban, 0).is_ok() {
                 count(Counter::BansAdded);
             }
         }
         BanUpdate::Remove => {
             let _ = IPLOCK_BANS.remove(ban_key);
+            let _ = IPLOCK_KNOCK_BANS.remove(ban_key);
         }
     }
     if d.spend != 0 {
@@ -127,6 +139,12 @@ impl Lookup for Maps<'_> {
         // SAFETY: the value is copied out at once; a concurrent update can at
         // worst make this one packet see the old or the new ban.
         unsafe { IPLOCK_BANS.get(self.ban_key) }.copied()
+    }
+
+    #[inline(always)]
+    fn knock_ban(&mut self) -> Option<BanEntry> {
+        // SAFETY: as for `ban`.
+        unsafe { IPLOCK_KNOCK_BANS.get(self.ban_key) }.copied()
     }
 
     #[inline(always)]

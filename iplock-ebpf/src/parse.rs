@@ -1,4 +1,4 @@
-//! Packet parsing: Ethernet (up to two VLAN tags), IPv4 or IPv6 (with
+//! Packet parsing: Ethernet (up to two VLAN tags, more are dropped), IPv4 or IPv6 (with
 //! extension headers), then TCP or UDP. Every read goes through [`ptr_at`],
 //! which is the one bounds check the verifier needs to see; the IP length
 //! fields bound what belongs to the datagram, because the kernel trims the
@@ -103,6 +103,14 @@ fn cut(first_fragment: bool) -> Unclassified {
     if first_fragment { Malformed } else { Pass }
 }
 
+/// The EtherTypes the kernel's receive path takes for a VLAN tag
+/// (`eth_type_vlan`).
+#[inline(always)]
+fn is_vlan(ether_type: u16) -> bool {
+    ether_type == u16::from_be(EtherType::Ieee8021q as u16)
+        || ether_type == u16::from_be(EtherType::Ieee8021ad as u16)
+}
+
 /// Parses the frame down to the transport header.
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
@@ -111,15 +119,18 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
     let mut ether_type = read_be16(unsafe { &raw const (*eth).ether_type });
     let mut off = EthHdr::LEN;
     for _ in 0..MAX_VLAN_TAGS {
-        if ether_type != u16::from_be(EtherType::Ieee8021q as u16)
-            && ether_type != u16::from_be(EtherType::Ieee8021ad as u16)
-        {
+        if !is_vlan(ether_type) {
             break;
         }
         let vlan: *const VlanHdr = ptr_at(ctx, off)?;
         // SAFETY: bounds-checked by ptr_at.
         ether_type = read_be16(unsafe { &raw const (*vlan).ether_type });
         off += VlanHdr::LEN;
+    }
+    // Linux strips any number of priority tags and delivers what is inside
+    // on this interface: a deeper stack would otherwise pass unfiltered.
+    if is_vlan(ether_type) {
+        return Err(Malformed);
     }
 
     let net = if ether_type == u16::from_be(EtherType::Ipv4 as u16) {
@@ -209,6 +220,11 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     let ip = unsafe { &*ip };
     if ip.vcf[0] >> 4 != 6 {
         return Err(Pass);
+    }
+    // An IPv4-mapped source would share the IPv4 address's state (the key
+    // convention maps both to one key); the kernel drops such packets too.
+    if addr::is_v4(&ip.src_addr) {
+        return Err(Malformed);
     }
     let mut next = ip.next_hdr;
     let payload = usize::from(u16::from_be_bytes(ip.payload_len));

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use aya::maps::lpm_trie::Key;
 use iplock_common::addr::{self, AddrKey, V4_MAPPED_PREFIX_BITS};
 
-use crate::error::{Result, input};
+use crate::error::{Result, input, quote};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
@@ -25,7 +25,8 @@ impl Cidr {
         };
         let Ok(ip) = ip.parse::<IpAddr>() else {
             return input(format!(
-                "`{s}` is not an IPv4 or IPv6 address or CIDR block"
+                "{} is not an IPv4 or IPv6 address or CIDR block",
+                quote(s)
             ));
         };
         let max = if ip.is_ipv4() { 32 } else { 128 };
@@ -34,7 +35,8 @@ impl Cidr {
             Some(Ok(n)) if n <= max => n,
             Some(_) => {
                 return input(format!(
-                    "`{s}` has a prefix length that is not a number from 0 to {max}"
+                    "{} has a prefix length that is not a number from 0 to {max}",
+                    quote(s)
                 ));
             }
         };
@@ -42,7 +44,8 @@ impl Cidr {
         let masked = addr::to_ip(&addr::mask(&addr::from_ip(ip), cidr.key_bits()));
         if masked != ip {
             return input(format!(
-                "`{s}` has host bits set; did you mean {masked}/{len}?"
+                "{} has host bits set; did you mean {masked}/{len}?",
+                quote(s)
             ));
         }
         Ok(cidr)

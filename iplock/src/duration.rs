@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Result, input};
+use crate::error::{Result, input, quote};
 
 /// Longest duration accepted anywhere (a year), far beyond any sane ban
 /// and far from overflowing the kernel's u64 nanosecond clock.
@@ -13,7 +13,12 @@ pub fn parse(s: &str, what: &str) -> Result<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let bad = || format!("{what} `{s}` is not a duration like 500ms, 10s, 5m, 1h or 1d");
+    let bad = || {
+        format!(
+            "{what} {} is not a duration like 500ms, 10s, 5m, 1h or 1d",
+            quote(s)
+        )
+    };
     let n: u64 = match num.parse() {
         Ok(n) => n,
         Err(_) => return input(bad()),
@@ -27,10 +32,10 @@ pub fn parse(s: &str, what: &str) -> Result<Duration> {
         _ => return input(bad()),
     };
     if d.is_zero() {
-        return input(format!("{what} must be above zero, not `{s}`"));
+        return input(format!("{what} must be above zero, not {}", quote(s)));
     }
     if d > MAX {
-        return input(format!("{what} `{s}` is longer than a year"));
+        return input(format!("{what} {} is longer than a year", quote(s)));
     }
     Ok(d)
 }

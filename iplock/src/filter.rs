@@ -7,7 +7,9 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use iplock_common::addr::AddrKey;
-use iplock_common::names::{MAP_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM};
+use iplock_common::names::{
+    MAP_BANS, MAP_KNOCK_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM,
+};
 use iplock_common::state::{AllowEntry, IfaceEntry, MODE_NATIVE, MODE_SKB};
 
 use crate::cidr::Cidr;
@@ -168,7 +170,8 @@ fn open_object(settings: &Settings, dir: &PinDir) -> Result<(Ebpf, Maps)> {
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(MAP_SOURCES, settings.max_sources)
-        .map_max_entries(MAP_BANS, settings.max_bans);
+        .map_max_entries(MAP_BANS, settings.max_bans)
+        .map_max_entries(MAP_KNOCK_BANS, settings.max_knock_bans);
     for name in PINNED_MAPS {
         loader.map_pin_path(name, dir.map(name));
     }

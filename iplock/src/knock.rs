@@ -8,7 +8,7 @@ use iplock_common::names::MAX_STEPS;
 use iplock_common::packet::{PROTO_TCP, PROTO_UDP};
 
 use crate::duration;
-use crate::error::{Result, input};
+use crate::error::{Result, input, quote};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
@@ -36,7 +36,10 @@ impl fmt::Display for Step {
 pub fn parse_port(s: &str, what: &str) -> Result<u16> {
     match s.trim().parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
-        _ => input(format!("{what} `{s}` is not a port number from 1 to 65535")),
+        _ => input(format!(
+            "{what} {} is not a port number from 1 to 65535",
+            quote(s)
+        )),
     }
 }
 
@@ -48,7 +51,7 @@ impl Step {
                 body,
                 Some(duration::parse(
                     t,
-                    &format!("the timeout of knock step `{s}`"),
+                    &format!("the timeout of knock step {}", quote(s)),
                 )?),
             ),
             None => (s, None),
@@ -58,12 +61,14 @@ impl Step {
             Some(("udp", port)) => (PROTO_UDP, port),
             Some((p, _)) => {
                 return input(format!(
-                    "knock step `{s}` has protocol `{p}`; use tcp or udp"
+                    "knock step {} has protocol {}; use tcp or udp",
+                    quote(s),
+                    quote(p)
                 ));
             }
             None => (PROTO_TCP, body),
         };
-        let port = parse_port(port, &format!("the port of knock step `{s}`"))?;
+        let port = parse_port(port, &format!("the port of knock step {}", quote(s)))?;
         Ok(Step {
             proto,
             port,
@@ -85,11 +90,13 @@ pub fn parse_sequence(s: &str) -> Result<Vec<Step>> {
 /// sequences are the first an attacker tries).
 pub fn validate(steps: &[Step], protect: &[u16]) -> Result<()> {
     let list = || {
-        steps
-            .iter()
-            .map(Step::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        quote(
+            steps
+                .iter()
+                .map(Step::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     };
     if steps.is_empty() {
         return input(

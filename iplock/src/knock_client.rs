@@ -9,7 +9,7 @@ use std::time::Duration;
 use iplock_common::packet::PROTO_UDP;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::error::{Context, Result, input};
+use crate::error::{Context, Result, input, quote};
 use crate::knock::{Step, proto_name};
 use crate::settings::io_reason;
 
@@ -36,7 +36,7 @@ pub fn resolve(host: &str, family: Option<Family>) -> Result<IpAddr> {
                 .strip_prefix("failed to lookup address information: ")
                 .unwrap_or(&reason)
                 .to_lowercase();
-            return input(format!("cannot resolve host `{host}`: {reason}"));
+            return input(format!("cannot resolve host {}: {reason}", quote(host)));
         }
     };
     let mut addrs = addrs.map(|a| a.ip()).filter(|ip| match family {
@@ -46,9 +46,9 @@ pub fn resolve(host: &str, family: Option<Family>) -> Result<IpAddr> {
     });
     match (addrs.next(), family) {
         (Some(ip), _) => Ok(ip),
-        (None, Some(Family::V4)) => input(format!("host `{host}` has no IPv4 address")),
-        (None, Some(Family::V6)) => input(format!("host `{host}` has no IPv6 address")),
-        (None, None) => input(format!("host `{host}` has no address")),
+        (None, Some(Family::V4)) => input(format!("host {} has no IPv4 address", quote(host))),
+        (None, Some(Family::V6)) => input(format!("host {} has no IPv6 address", quote(host))),
+        (None, None) => input(format!("host {} has no address", quote(host))),
     }
 }
 

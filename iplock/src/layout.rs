@@ -10,8 +10,8 @@ use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
 use iplock_common::events::EVENTS_BYTES;
 use iplock_common::names::{
-    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_IFACES, MAP_SOURCES, MAP_SPENT,
-    MAX_IFACES, MAX_SPENT, PINNED_MAPS,
+    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS,
+    MAP_SOURCES, MAP_SPENT, MAX_IFACES, MAX_SPENT, PINNED_MAPS,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -33,7 +33,7 @@ fn expected(name: &str) -> Layout {
     let (key, value, entries, stateful) = match name {
         MAP_CONFIG => (4, size_of::<Config>(), Some(1), false),
         MAP_SOURCES => (16, size_of::<SourceState>(), None, true),
-        MAP_BANS => (16, size_of::<BanEntry>(), None, true),
+        MAP_BANS | MAP_KNOCK_BANS => (16, size_of::<BanEntry>(), None, true),
         MAP_ALLOW => (
             4 + size_of::<AddrKey>(),
             size_of::<AllowEntry>(),

@@ -15,7 +15,7 @@ use iplock_common::packet::{PROTO_TCP, PROTO_UDP};
 use crate::error::{Result, input};
 use crate::knock::{Step, proto_name};
 use crate::rotate;
-use crate::settings::Settings;
+use crate::settings::{KnockAnswer, Settings};
 
 /// `st` of a listening TCP socket in /proc/net/tcp.
 const TCP_LISTEN: u8 = 0x0A;
@@ -96,9 +96,13 @@ pub fn warn_taken(steps: &[Step], warned: &mut BTreeSet<(u8, u16)>) {
     warned.retain(|k| now.contains(k));
 }
 
-/// [`warn_taken`] for the steps the filter accepts now: the fixed
-/// sequence, or the current period's of a rotating one.
+/// [`warn_taken`] for the steps the filter accepts now (the fixed
+/// sequence, or the current period's of a rotating one), when knocks go
+/// on to the stack.
 pub fn warn_settings(settings: &Settings, warned: &mut BTreeSet<(u8, u16)>) {
+    if settings.knock_answer != KnockAnswer::Stack {
+        return;
+    }
     let steps = match &settings.rotate {
         None => settings.knock.clone(),
         Some(r) => r.sequence(

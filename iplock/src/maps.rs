@@ -4,7 +4,7 @@ use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
 use iplock_common::addr::AddrKey;
 use iplock_common::config::Config;
 use iplock_common::names::{
-    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_IFACES, MAP_SOURCES,
+    MAP_ALLOW, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_IFACES, MAP_KNOCK_BANS, MAP_SOURCES,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -15,6 +15,8 @@ pub struct Maps {
     pub config: Array<MapData, Config>,
     pub sources: HashMap<MapData, AddrKey, SourceState>,
     pub bans: HashMap<MapData, AddrKey, BanEntry>,
+    /// Wrong-knock bans, kept apart by the program (see [`MAP_KNOCK_BANS`]).
+    pub knock_bans: HashMap<MapData, AddrKey, BanEntry>,
     pub allow: LpmTrie<MapData, AddrKey, AllowEntry>,
     pub counters: PerCpuArray<MapData, u64>,
     pub ifaces: Array<MapData, IfaceEntry>,
@@ -37,6 +39,7 @@ impl Maps {
             config: typed!(MAP_CONFIG),
             sources: typed!(MAP_SOURCES),
             bans: typed!(MAP_BANS),
+            knock_bans: typed!(MAP_KNOCK_BANS),
             allow: typed!(MAP_ALLOW),
             counters: typed!(MAP_COUNTERS),
             ifaces: typed!(MAP_IFACES),
@@ -58,6 +61,15 @@ impl Maps {
         self.config
             .get(&0, 0)
             .context(|| "reading the configuration map".into())
+    }
+
+    /// Both ban maps: what lists, lifts or sweeps bans treats them as one.
+    pub fn ban_maps(&self) -> [&HashMap<MapData, AddrKey, BanEntry>; 2] {
+        [&self.bans, &self.knock_bans]
+    }
+
+    pub fn ban_maps_mut(&mut self) -> [&mut HashMap<MapData, AddrKey, BanEntry>; 2] {
+        [&mut self.bans, &mut self.knock_bans]
     }
 
     /// The interfaces the filter is attached to (the used slots).

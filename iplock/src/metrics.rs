@@ -1,17 +1,37 @@
 //! A Prometheus text endpoint for `iplock run --metrics`.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::error::{Context as _, Result, input};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use crate::error::{Context as _, Result, input, quote};
 use crate::pin_dir::PinDir;
 use crate::status::{self, Status};
 
 /// Default port when only an address or nothing but a port is given.
 pub const DEFAULT_PORT: u16 = 9477;
+
+/// How long a client may take to send its request head: a scraper sends
+/// it at once, a client trickling it holds a connection for no longer.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+/// Largest request head buffered, hyper's smallest: a GET needs far less.
+const MAX_HEAD_BYTES: usize = 8192;
+/// Clients served at once; more wait in the listen backlog until one
+/// finishes or times out, so the memory a flood of clients holds is bounded.
+const MAX_CLIENTS: usize = 64;
+/// Pause after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Parses `ADDR:PORT`, `ADDR` or `PORT`; the address defaults to loopback
 /// because counters tell an attacker what the filter has seen.
@@ -26,7 +46,8 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr> {
         return Ok(SocketAddr::new(ip, DEFAULT_PORT));
     }
     input(format!(
-        "`{s}` is not a metrics address like 127.0.0.1:9477"
+        "{} is not a metrics address like 127.0.0.1:9477",
+        quote(s)
     ))
 }
 
@@ -77,48 +98,100 @@ pub fn render(st: &Status) -> String {
     o
 }
 
-fn answer(mut conn: TcpStream, dir: &PinDir) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut line = String::new();
-    if BufReader::new(&conn).read_line(&mut line).is_err() {
-        return;
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("");
+fn respond(dir: &PinDir, path: &str) -> Response<Full<Bytes>> {
     let (code, body) = if path == "/metrics" {
         match status::read(dir) {
-            Ok(st) => ("200 OK", render(&st)),
-            Err(e) => ("500 Internal Server Error", format!("{e}\n")),
+            Ok(st) => (StatusCode::OK, render(&st)),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         }
     } else {
-        ("404 Not Found", "try /metrics\n".to_string())
+        (StatusCode::NOT_FOUND, "try /metrics\n".to_string())
     };
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {code}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
     );
+    response
 }
 
-/// Serves the endpoint on a thread until `stop` is set.
-pub fn spawn(
-    addr: SocketAddr,
-    dir: PinDir,
-    stop: Arc<AtomicBool>,
-) -> Result<std::thread::JoinHandle<()>> {
+/// Answers one client: one request, then the connection closes. The
+/// bounds keep a client from holding memory or the endpoint: a request
+/// head larger than hyper's smallest buffer is refused, and one not
+/// complete within the read timeout ends the connection.
+async fn answer(stream: TcpStream, dir: PinDir) {
+    let service = service_fn(move |req: Request<Incoming>| {
+        let response = respond(&dir, req.uri().path());
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(false)
+        // Header names as the endpoint always wrote them (Content-Type).
+        .title_case_headers(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Serves the endpoint on `listener` until `shutdown` completes, each
+/// client in a task of its own so a slow one delays nobody; at shutdown
+/// the clients still connected are dropped at once.
+pub async fn serve(listener: TcpListener, dir: PinDir, shutdown: impl Future<Output = ()>) {
+    let mut clients = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            accepted = listener.accept(), if clients.len() < MAX_CLIENTS => match accepted {
+                Ok((stream, _)) => {
+                    clients.spawn(answer(stream, dir.clone()));
+                }
+                // Out of descriptors, say: retrying at once would spin.
+                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
+            },
+        }
+    }
+}
+
+/// The endpoint running on a thread of its own.
+pub struct Server {
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// Stops serving without waiting for the clients still connected.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// Listens on `addr` and serves the endpoint on a thread until stopped.
+pub fn spawn(addr: SocketAddr, dir: PinDir) -> Result<Server> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context(|| "starting the metrics runtime".into())?;
     let listener =
-        TcpListener::bind(addr).context(|| format!("listening for metrics on {addr}"))?;
+        std::net::TcpListener::bind(addr).context(|| format!("listening for metrics on {addr}"))?;
     listener
         .set_nonblocking(true)
         .context(|| "configuring the metrics listener".into())?;
-    Ok(std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((conn, _)) => {
-                    let _ = conn.set_nonblocking(false);
-                    answer(conn, &dir);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }))
+    let listener = {
+        let _in_runtime = runtime.enter();
+        TcpListener::from_std(listener).context(|| "configuring the metrics listener".into())?
+    };
+    let (stop, stopped) = oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        runtime.block_on(serve(listener, dir, async {
+            let _ = stopped.await;
+        }));
+    });
+    Ok(Server { stop, thread })
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use iplock_common::names::{LINK_PIN_PREFIX, MAP_CONFIG};
 
-use crate::error::{Context as _, Result, input};
+use crate::error::{Context as _, Result, input, quote};
 
 /// Where the per-filter lock files live (tmpfs: locks end with the boot, as pins do).
 const LOCK_DIR: &str = "/run/iplock";
@@ -50,7 +50,7 @@ impl PinDir {
         if rc != 0 || st.f_type != libc::BPF_FS_MAGIC {
             return input(format!(
                 "{} is not on a mounted bpffs; mount it with `mount -t bpf bpf /sys/fs/bpf` or choose --pin-dir under it",
-                parent.display()
+                quote(parent.display())
             ));
         }
         Ok(())
@@ -104,7 +104,7 @@ impl PinDir {
         } else {
             input(format!(
                 "no iplock filter is loaded at {}",
-                self.0.display()
+                quote(self.0.display())
             ))
         }
     }

@@ -6,8 +6,8 @@ use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use crate::error::{Context as _, Result, input};
-use crate::settings::io_reason;
+use crate::error::{Context as _, Result, input, quote};
+use crate::input_file;
 
 pub const SECRET_BYTES: usize = 32;
 pub type Secret = [u8; SECRET_BYTES];
@@ -15,34 +15,17 @@ pub type Secret = [u8; SECRET_BYTES];
 /// Reads a secret file, refusing one that others may read: a secret the
 /// whole machine can read is no secret.
 pub fn read(path: &Path) -> Result<Secret> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            return input(format!(
-                "cannot read the secret file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ));
-        }
-    };
-    if meta.permissions().mode() & 0o077 != 0 {
+    let file = input_file::read(path, "the secret file")?;
+    if file.meta.permissions().mode() & 0o077 != 0 {
         return input(format!(
-            "the secret file {} is readable by others; run `chmod 600 {}`",
-            path.display(),
-            path.display()
+            "the secret file {} is readable by others; make it readable by its owner only (chmod 600)",
+            quote(path.display())
         ));
     }
-    let text = std::fs::read_to_string(path).or_else(|e| {
-        input(format!(
-            "cannot read the secret file {}: {}",
-            path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    parse_hex(text.trim()).ok_or_else(|| {
+    parse_hex(file.text.trim()).ok_or_else(|| {
         crate::error::Error::Input(format!(
             "the secret file {} does not hold {SECRET_BYTES} bytes in hex; make one with `iplock secret new`",
-            path.display()
+            quote(path.display())
         ))
     })
 }

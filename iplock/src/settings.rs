@@ -7,16 +7,19 @@ use std::time::Duration;
 use bytemuck::Zeroable as _;
 use clap::{Args, ValueEnum};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step as KernelStep,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
+    Step as KernelStep,
 };
 use iplock_common::names::{
-    DEFAULT_MAX_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_PROTECT, MAX_STEPS, MAX_TRAPS,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES,
+    MAX_PROTECT, MAX_STEPS, MAX_TRAPS,
 };
 use serde::Deserialize;
 
 use crate::cidr::Cidr;
 use crate::duration;
-use crate::error::{Result, input};
+use crate::error::{Result, input, quote, quote_within};
+use crate::input_file;
 use crate::knock::{self, Step};
 use crate::rotate::{self, Rotation};
 use crate::secret;
@@ -32,6 +35,19 @@ pub enum Mode {
     Native,
     /// Generic (skb) mode, slower, works on every interface.
     Skb,
+}
+
+/// What a packet to a knock port gets once it is counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KnockAnswer {
+    /// The host's own answer, as for every unused port (a reset, an ICMP
+    /// port unreachable, or what the host's firewall does): knock ports
+    /// look like every other closed port.
+    #[default]
+    Stack,
+    /// Silence: for hosts whose firewall drops every unused port.
+    Drop,
 }
 
 /// Flags shared by every command that loads a filter; each overrides the
@@ -65,6 +81,10 @@ pub struct SettingsArgs {
     /// How long a ban lasts [default: 1h].
     #[arg(long, value_name = "D")]
     pub ban_time: Option<String>,
+    /// What packets to knock ports get: the host stack's own answer, or
+    /// silence where the host's firewall drops unused ports [default: stack].
+    #[arg(long, value_enum)]
+    pub knock_answer: Option<KnockAnswer>,
 }
 
 fn parse_port_arg(s: &str) -> std::result::Result<u16, String> {
@@ -77,6 +97,7 @@ fn parse_port_arg(s: &str) -> std::result::Result<u16, String> {
 struct File {
     interfaces: Option<Vec<String>>,
     mode: Option<Mode>,
+    knock_answer: Option<KnockAnswer>,
     protect: Option<Vec<u16>>,
     knock: Option<KnockList>,
     rotate: Option<RotateFile>,
@@ -161,6 +182,7 @@ struct BanFile {
 struct MapsFile {
     sources: Option<u32>,
     bans: Option<u32>,
+    knock_bans: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,6 +200,7 @@ pub struct BanSettings {
 pub struct Settings {
     pub interfaces: Vec<String>,
     pub mode: Mode,
+    pub knock_answer: KnockAnswer,
     pub protect: Vec<u16>,
     /// The fixed sequence; empty when knocks rotate.
     pub knock: Vec<Step>,
@@ -189,22 +212,14 @@ pub struct Settings {
     pub ban: BanSettings,
     pub max_sources: u32,
     pub max_bans: u32,
+    pub max_knock_bans: u32,
 }
 
 /// Largest map a flag may ask for; beyond it a typo costs gigabytes of kernel memory.
 const MAX_MAP_ENTRIES: u32 = 1 << 24;
 
 fn read_file(path: &Path) -> Result<File> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            return input(format!(
-                "cannot read the config file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ));
-        }
-    };
+    let text = input_file::read(path, "the config file")?.text;
     toml::from_str(&text).or_else(|e| {
         let line = e
             .span()
@@ -212,8 +227,8 @@ fn read_file(path: &Path) -> Result<File> {
             .map_or(String::new(), |l| format!(" line {l}:"));
         input(format!(
             "the config file {} is invalid:{line} {}",
-            path.display(),
-            e.message().trim().replace('\n', "; ")
+            quote(path.display()),
+            quote_within(&e.message().trim().replace('\n', "; "))
         ))
     })
 }
@@ -268,6 +283,7 @@ impl Settings {
         let settings = Settings {
             interfaces,
             mode: args.mode.or(file.mode).unwrap_or_default(),
+            knock_answer: args.knock_answer.or(file.knock_answer).unwrap_or_default(),
             protect,
             knock,
             rotate,
@@ -286,7 +302,9 @@ impl Settings {
             )?,
             ban: BanSettings {
                 time: dur(&args.ban_time, b.time, "1h", "the ban time")?,
-                wrong_knock: b.wrong_knock.unwrap_or(true),
+                // A ban for a wrong knock tells a scanner which ports are
+                // knock ports, so it is for those who accept that.
+                wrong_knock: b.wrong_knock.unwrap_or(false),
                 closed_door: b.closed_door.unwrap_or(true),
                 trap_ports: b.trap_ports.unwrap_or_default(),
                 knock_clears_ban: b.knock_clears_ban.unwrap_or(false),
@@ -294,10 +312,11 @@ impl Settings {
             },
             max_sources: file.maps.sources.unwrap_or(DEFAULT_MAX_SOURCES),
             max_bans: file.maps.bans.unwrap_or(DEFAULT_MAX_BANS),
+            max_knock_bans: file.maps.knock_bans.unwrap_or(DEFAULT_MAX_KNOCK_BANS),
         };
         settings.validate()?;
         // A knock goes on to the stack, so it would reach a socket on its port.
-        if settings.rotate.is_none() {
+        if settings.rotate.is_none() && settings.knock_answer == KnockAnswer::Stack {
             crate::listening::refuse_taken(&settings.knock)?;
         }
         Ok(settings)
@@ -314,10 +333,10 @@ impl Settings {
         }
         for (i, name) in self.interfaces.iter().enumerate() {
             if self.interfaces[..i].contains(name) {
-                return input(format!("interface {name} is listed twice"));
+                return input(format!("interface {} is listed twice", quote(name)));
             }
             if crate::iface::index(name).is_none() {
-                return input(format!("there is no interface named `{name}`"));
+                return input(format!("there is no interface named {}", quote(name)));
             }
         }
         if self.protect.is_empty() || self.protect.len() > MAX_PROTECT {
@@ -354,7 +373,11 @@ impl Settings {
                 "at most {MAX_ALLOW} allow-list entries are supported"
             ));
         }
-        for (what, n) in [("sources", self.max_sources), ("bans", self.max_bans)] {
+        for (what, n) in [
+            ("sources", self.max_sources),
+            ("bans", self.max_bans),
+            ("knock_bans", self.max_knock_bans),
+        ] {
             if n == 0 || n > MAX_MAP_ENTRIES {
                 return input(format!(
                     "maps.{what} = {n} is out of range; use 1 to {MAX_MAP_ENTRIES}"
@@ -413,6 +436,7 @@ impl Settings {
             (self.ban.wrong_knock, FLAG_BAN_WRONG_KNOCK),
             (self.ban.closed_door, FLAG_BAN_CLOSED_DOOR),
             (self.ban.knock_clears_ban, FLAG_KNOCK_CLEARS_BAN),
+            (self.knock_answer == KnockAnswer::Drop, FLAG_KNOCK_DROP),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -444,7 +468,7 @@ pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<Vec<Step>> {
         }
         (None, None) => input(format!(
             "the config file {} has neither a `knock` nor a `rotate` key",
-            path.display()
+            quote(path.display())
         )),
     }
 }
@@ -479,7 +503,7 @@ mod tests {
         assert_eq!(k.step_count, 3);
         assert_eq!(k.steps[0].timeout_ns, 10_000_000_000);
         assert_eq!(k.steps[1].timeout_ns, 20_000_000_000);
-        assert_eq!(k.flags, FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR);
+        assert_eq!(k.flags, FLAG_BAN_CLOSED_DOOR);
         assert_eq!(k.ban_time_ns, 3_600_000_000_000);
     }
 
@@ -518,10 +542,44 @@ mod tests {
         assert_eq!(s.step_timeout, Duration::from_secs(10));
         assert_eq!(s.open_window, Duration::from_secs(10));
         assert_eq!(s.ban.time, Duration::from_secs(3600));
-        assert!(s.ban.wrong_knock && s.ban.closed_door && !s.ban.knock_clears_ban);
+        assert!(!s.ban.wrong_knock && s.ban.closed_door && !s.ban.knock_clears_ban);
+        assert_eq!(s.knock_answer, KnockAnswer::Stack);
+        assert_eq!(s.to_kernel().flags, FLAG_BAN_CLOSED_DOOR);
         assert!(s.ban.trap_ports.is_empty());
         assert_eq!(s.ban.ipv6_prefix, 64);
-        assert_eq!((s.max_sources, s.max_bans), (65_536, 262_144));
+        assert_eq!(
+            (s.max_sources, s.max_bans, s.max_knock_bans),
+            (65_536, 262_144, 65_536)
+        );
+    }
+
+    #[test]
+    fn errors_quote_a_short_prefix_of_what_was_written() {
+        let huge = "x".repeat(100_000);
+        for text in [
+            format!("interfaces = [\"lo\"]\n{huge} = 1\n"),
+            format!("interfaces = [\"lo\"]\nmode = \"{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\n[maps]\nsources = \"{huge}\"\n"),
+            format!("interfaces = [\"{huge}\"]\nknock = \"100,300,200\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"tcp:{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"{huge}:1\"\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"1/{huge}\"\n"),
+            format!(
+                "interfaces = [\"lo\"]\nknock = \"{}\"\n",
+                "tcp:1,".repeat(5000)
+            ),
+            format!("interfaces = [\"lo\"]\nknock = \"100,300,200\"\nallow = [\"{huge}\"]\n"),
+            format!("interfaces = [\"lo\"]\nknock = \"100,300,200\"\nstep_timeout = \"{huge}\"\n"),
+            format!("interfaces = [\"lo\"]\nrotate = {{ secret_file = \"/{huge}\" }}\n"),
+        ] {
+            let err = from_toml(&text, SettingsArgs::default()).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let msg = err.to_string();
+            assert!(msg.contains("xxx…") || msg.contains("tcp:1,tcp:1"), "{msg}");
+            assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
+        }
+        let err = crate::metrics::parse_addr(&huge).unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
     }
 
     #[test]
@@ -563,6 +621,13 @@ mod tests {
             assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
             assert!(!msg.contains('\n'), "{msg:?}");
         }
+        let err = Settings::from_args(&SettingsArgs {
+            config: Some("/dev/zero".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         let err = Settings::from_args(&SettingsArgs {
             config: Some("/nonexistent/iplock.toml".into()),
             ..Default::default()

@@ -195,7 +195,7 @@ pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStat
 /// Bans in force at `now`, sorted by address.
 pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
     let mut bans = Vec::new();
-    for kv in maps.bans.iter() {
+    for kv in maps.ban_maps().into_iter().flat_map(|m| m.iter()) {
         let (key, b) = kv.context(|| "reading the ban map".into())?;
         if b.until_ns > now {
             bans.push(BanStatus {

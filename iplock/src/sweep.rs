@@ -41,18 +41,18 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<Swept> {
         }
     }
 
-    let mut dead = Vec::new();
-    for kv in maps.bans.iter() {
-        let (k, b) = kv.context(|| "reading the ban map".into())?;
-        if b.until_ns <= now {
-            dead.push(k);
+    for bans in maps.ban_maps_mut() {
+        let mut dead = Vec::new();
+        for kv in bans.iter() {
+            let (k, b) = kv.context(|| "reading the ban map".into())?;
+            if b.until_ns <= now {
+                dead.push(k);
+            }
         }
-    }
-    for k in dead {
-        if matches!(maps.bans.get(&k, 0), Ok(b) if b.until_ns <= now)
-            && maps.bans.remove(&k).is_ok()
-        {
-            swept.bans += 1;
+        for k in dead {
+            if matches!(bans.get(&k, 0), Ok(b) if b.until_ns <= now) && bans.remove(&k).is_ok() {
+                swept.bans += 1;
+            }
         }
     }
 

@@ -59,8 +59,9 @@ const TRAP: u16 = 666;
 /// The knock sequence: tcp:100, udp:300, tcp:200.
 const KNOCKS: [(u8, u16); 3] = [(PROTO_TCP, 100), (PROTO_UDP, 300), (PROTO_TCP, 200)];
 
-/// Sources that get any kind of frame.
-const NOISY: [&str; 8] = [
+/// Sources that get any kind of frame. The IPv4-mapped one shares the
+/// map key of 192.0.2.10, whose state it must never touch.
+const NOISY: [&str; 9] = [
     "192.0.2.10",
     "192.0.2.11",
     "192.0.2.12",
@@ -69,6 +70,7 @@ const NOISY: [&str; 8] = [
     "2001:db8:0:2::10",
     "2001:db8:0:3::10",
     "2001:db8:0:3::11",
+    "::ffff:192.0.2.10",
 ];
 /// Sources that knock in order, with unclassifiable copies of their knocks
 /// in between, so that doors open and hostile frames meet open doors and
@@ -161,7 +163,8 @@ mod reference {
     pub fn classify(f: &[u8]) -> Class {
         let mut ether_type = be16(f, 12);
         let mut off = 14;
-        // Up to two VLAN tags, of either TPID.
+        // Up to two VLAN tags, of either TPID; a third is dropped, since
+        // the kernel strips priority tags and delivers what is inside.
         for _ in 0..2 {
             if ether_type != 0x8100 && ether_type != 0x88a8 {
                 break;
@@ -171,6 +174,9 @@ mod reference {
             }
             ether_type = be16(f, off + 2);
             off += 4;
+        }
+        if ether_type == 0x8100 || ether_type == 0x88a8 {
+            return Class::Malformed;
         }
         match ether_type {
             0x0800 => ipv4(f, off),
@@ -215,6 +221,10 @@ mod reference {
         let h = &f[off..];
         if h[0] >> 4 != 6 {
             return Class::Pass;
+        }
+        // An IPv4-mapped source would share the IPv4 address's state.
+        if h[8..18].iter().all(|&b| b == 0) && h[18..20] == [0xff, 0xff] {
+            return Class::Malformed;
         }
         let payload = usize::from(be16(h, 4));
         let mut next = h[6];
@@ -394,14 +404,14 @@ impl Spec {
     /// `frame_len` the length of the frame after any cut.
     fn intended(&self, transport_len: usize, frame_len: usize) -> Class {
         let f = frame_len;
-        // The parser reads two tags; a third TPID is an unknown EtherType.
+        // The parser reads two tags and drops a frame with a third.
         for tags in 1..=self.vlans.len().min(2) {
             if f < 14 + 4 * tags {
                 return Class::Pass;
             }
         }
         if self.vlans.len() > 2 {
-            return Class::Pass;
+            return Class::Malformed;
         }
         let l3 = 14 + 4 * self.vlans.len();
         match &self.net {
@@ -430,6 +440,9 @@ impl Spec {
             Net::V6 { ext } => {
                 if f < l3 + 40 || self.version.unwrap_or(6) != 6 {
                     return Class::Pass;
+                }
+                if matches!(self.src, IpAddr::V6(a) if a.to_ipv4_mapped().is_some()) {
+                    return Class::Malformed;
                 }
                 let chain: usize = ext.iter().map(|e| e.wire_len()).sum();
                 let payload = match self.len {

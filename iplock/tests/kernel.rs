@@ -22,7 +22,8 @@ use frame::{
 };
 use harness::{Harness, at, privileged};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, Step,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
+    Step,
 };
 use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::Verdict::{self, Drop, Pass};
@@ -46,6 +47,8 @@ const B6: &str = "2001:db8::3";
 const C6: &str = "2001:db8:0:1::2";
 /// The /64 of A6 and B6: the key of their bans.
 const AB6_NET: &str = "2001:db8::";
+/// A as an IPv4-mapped IPv6 address, which shares A's map key.
+const MAPPED_A: &str = "::ffff:192.0.2.2";
 
 const SSH: u16 = 22;
 const HTTP: u16 = 80;
@@ -62,7 +65,10 @@ fn step(proto: u8, port: u16, timeout_s: u64) -> Step {
 }
 
 /// Protect 22; knock tcp:100, udp:300/20s, tcp:200 (10 s otherwise); open
-/// 10 s; ban 1 h on a wrong knock and on a closed door; IPv6 bans a /64.
+/// 10 s; ban 1 h on a wrong knock and on a closed door; IPv6 bans a /64;
+/// knock ports silent (`knock_answer = "drop"`), so a verdict shows which
+/// path a frame took; `knock_ports_answer_like_the_stack` covers the
+/// default answer.
 fn config() -> Config {
     let mut steps = [Step::default(); names::MAX_STEPS];
     steps[0] = step(PROTO_TCP, 100, 10);
@@ -73,7 +79,7 @@ fn config() -> Config {
     Config {
         steps,
         step_count: 3,
-        flags: FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR,
+        flags: FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR | FLAG_KNOCK_DROP,
         protect,
         traps: [0; names::MAX_TRAPS],
         protect_count: 1,
@@ -831,7 +837,7 @@ fn knock_sequences() {
                 name: "only a bare SYN knocks on a tcp step; other TCP there is dropped as noise",
                 frames: vec![
                     (tcp(A, 100, SYN), Drop),
-                    (tcp(A, 300, SYN), Pass),
+                    (tcp(A, 300, ACK), Pass),
                     (tcp(A, 200, ACK), Drop),
                     (tcp(A, 200, SYN | ACK), Drop),
                     (tcp(A, 100, RST), Drop),
@@ -842,23 +848,24 @@ fn knock_sequences() {
                 ..Case::default()
             },
             Case {
-                name: "a udp step takes any datagram; UDP to a tcp step's port is unrelated",
+                name: "a udp step takes any datagram; UDP to a tcp step's port is no knock but resets",
                 frames: vec![
                     (tcp(A, 100, SYN), Drop),
-                    (udp(A, 100), Pass),
                     (udp(A, 200), Pass),
+                    (udp(A, 100), Pass),
+                    (tcp(A, 100, SYN), Drop),
                     (udp(A, 300), Drop),
                 ],
                 sources: vec![src(A, 2, false)],
-                counters: vec![(KnockAdvanced, 2), (Unrelated, 2)],
+                counters: vec![(KnockAdvanced, 3), (KnockReset, 1), (Unrelated, 1)],
                 ..Case::default()
             },
             Case {
-                name: "unrelated traffic between knocks changes nothing",
+                name: "established traffic and ICMP between knocks change nothing",
                 frames: vec![
                     (tcp(A, 100, SYN), Drop),
-                    (tcp(A, HTTP, SYN), Pass),
-                    (udp(A, DNS), Pass),
+                    (tcp(A, HTTP, ACK), Pass),
+                    (tcp(A, DNS, ACK | PSH), Pass),
                     (icmp(A), Pass),
                     (udp(A, 300), Drop),
                     (tcp(A, 200, SYN), Drop),
@@ -962,6 +969,130 @@ fn trap_ports_ban() {
 /// Contract item 6: everything else passes untouched: non-IP, non-TCP/UDP,
 /// non-first fragments and frames too short to classify, which includes
 /// frames whose IP length fields the kernel rejects.
+/// Issue 9: by default a knock-port packet is counted and goes on to the
+/// host's stack, so it gets the answer of every unused port; a banned
+/// source gets silence there too; a new connection elsewhere in the middle
+/// of a sequence resets it; a wrong-knock ban covers the filter's ports.
+#[test]
+fn knock_ports_answer_like_the_stack() {
+    let stack = |flags: u32| config_with(|c| c.flags = flags);
+    let cases = vec![
+        Case {
+            name: "every knock-port packet passes, counted as before",
+            config: stack(FLAG_BAN_WRONG_KNOCK | FLAG_BAN_CLOSED_DOOR),
+            frames: vec![
+                (tcp(A, 100, SYN), Pass),
+                (tcp(A, 100, SYN), Pass),
+                (tcp(A, 100, ACK), Pass),
+                (tcp(A, 200, FIN), Pass),
+                (tcp(A, 200, 0), Pass),
+                (udp(A, 300), Pass),
+                (tcp(A, 200, SYN), Pass),
+                (tcp(A, SSH, SYN), Pass),
+                (udp(B, 300), Pass),
+                (udp(A6, 300), Pass),
+            ],
+            sources: vec![src(A, 3, true)],
+            bans: vec![ban(B, BAN_WRONG_KNOCK), ban(AB6_NET, BAN_WRONG_KNOCK)],
+            counters: vec![
+                (KnockAdvanced, 2),
+                (KnockRepeated, 1),
+                (KnockNoise, 3),
+                (DoorOpened, 1),
+                (DoorPassed, 1),
+                (WrongKnock, 2),
+                (BansAdded, 2),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a banned source's knocks drop like the rest of its traffic",
+            config: stack(FLAG_KNOCK_CLEARS_BAN),
+            seed: vec![Seed::Ban {
+                ip: A,
+                for_s: 60,
+                reason: BAN_CLOSED_DOOR,
+            }],
+            frames: vec![
+                (tcp(A, HTTP, SYN), Drop),
+                (tcp(A, 100, ACK), Drop),
+                (tcp(A, 100, SYN), Drop),
+            ],
+            sources: vec![src(A, 1, false)],
+            bans: vec![ban(A, BAN_CLOSED_DOOR)],
+            counters: vec![(Banned, 1), (KnockNoise, 1), (KnockAdvanced, 1)],
+        },
+        Case {
+            name: "a wrong-knock ban covers the protected, knock and trap ports only",
+            config: stack(FLAG_BAN_CLOSED_DOOR),
+            seed: vec![Seed::Ban {
+                ip: A,
+                for_s: 60,
+                reason: BAN_WRONG_KNOCK,
+            }],
+            frames: vec![
+                (tcp(A, HTTP, SYN), Pass),
+                (udp(A, DNS), Pass),
+                (tcp(A, SSH, SYN), Drop),
+                (tcp(A, 100, SYN), Drop),
+            ],
+            bans: vec![ban(A, BAN_WRONG_KNOCK)],
+            counters: vec![(Unrelated, 2), (Banned, 2)],
+            ..Case::default()
+        },
+        Case {
+            name: "a new connection elsewhere resets progress, silently",
+            config: stack(FLAG_BAN_CLOSED_DOOR),
+            frames: vec![
+                (tcp(A, 100, SYN), Pass),
+                (udp(A, DNS), Pass),
+                (udp(A, 300), Pass),
+                (tcp(A, 200, SYN), Pass),
+                (tcp(A, SSH, SYN), Drop),
+                (tcp(B, 100, SYN), Pass),
+                (tcp(B, HTTP, SYN), Pass),
+                (tcp(B, 100, SYN), Pass),
+                (udp(B, 300), Pass),
+                (tcp(B, 200, SYN), Pass),
+                (tcp(B, SSH, SYN), Pass),
+            ],
+            sources: vec![src(A, 0, false), src(B, 3, true)],
+            bans: vec![ban(A, BAN_CLOSED_DOOR)],
+            counters: vec![
+                (KnockAdvanced, 4),
+                (KnockReset, 2),
+                (WrongKnock, 2),
+                (DoorClosed, 1),
+                (BansAdded, 1),
+                (DoorOpened, 1),
+                (DoorPassed, 1),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "established traffic elsewhere keeps progress, and an open door stays open",
+            config: stack(FLAG_BAN_CLOSED_DOOR),
+            frames: vec![
+                (tcp(A, 100, SYN), Pass),
+                (tcp(A, HTTP, ACK), Pass),
+                (udp(A, 300), Pass),
+                (tcp(A, 200, SYN), Pass),
+                (udp(A, DNS), Pass),
+                (tcp(A, SSH, SYN), Pass),
+            ],
+            sources: vec![src(A, 3, true)],
+            counters: vec![
+                (KnockAdvanced, 2),
+                (Unrelated, 2),
+                (DoorOpened, 1),
+                (DoorPassed, 1),
+            ],
+            ..Case::default()
+        },
+    ];
+    run_cases("knock_ports_answer_like_the_stack", &cases);
+}
+
 #[test]
 fn unclassified_frames_pass_without_state() {
     // Frames that would be a closed-door SYN (drop and ban) if classified.
@@ -1041,10 +1172,6 @@ fn unclassified_frames_pass_without_state() {
         not_classified(
             "IPv6 TCP cut one byte before the flags",
             syn6().cut_transport(13),
-        ),
-        not_classified(
-            "three VLAN tags",
-            syn().vlan(TPID_8021AD).vlan(TPID_8021Q).vlan(TPID_8021Q),
         ),
     ];
     cases.push(Case {
@@ -1153,7 +1280,51 @@ fn malformed_frames_drop_without_state() {
             "seven extension headers, one an authentication header",
             opts(6, udp(A6, 300)).ext(Ext::Auth { len: 1 }),
         ),
+        // Linux strips any number of priority tags and delivers the inside.
+        malformed(
+            "a SYN to 22 in three VLAN tags",
+            tcp(A, SSH, SYN)
+                .vlan(TPID_8021AD)
+                .vlan(TPID_8021Q)
+                .vlan(TPID_8021Q),
+        ),
+        malformed(
+            "an IPv6 SYN to 22 in three 802.1Q tags",
+            tcp(A6, SSH, SYN)
+                .vlan(TPID_8021Q)
+                .vlan(TPID_8021Q)
+                .vlan(TPID_8021Q),
+        ),
+        malformed(
+            "ARP in three VLAN tags",
+            non_ip(ETHERTYPE_ARP)
+                .vlan(TPID_8021Q)
+                .vlan(TPID_8021Q)
+                .vlan(TPID_8021Q),
+        ),
+        malformed(
+            "a knock from an IPv4-mapped IPv6 source",
+            tcp(MAPPED_A, 100, SYN),
+        ),
+        malformed(
+            "a SYN to 22 from an IPv4-mapped IPv6 source",
+            tcp(MAPPED_A, SSH, SYN),
+        ),
     ];
+    // A mapped source must not touch the IPv4 address's state: neither
+    // knock for it nor ban it.
+    cases.push(Case {
+        name: "IPv4-mapped IPv6 knocks change nothing for the IPv4 address",
+        frames: vec![
+            (tcp(MAPPED_A, 100, SYN), Drop),
+            (udp(MAPPED_A, 300), Drop),
+            (tcp(MAPPED_A, 200, SYN), Drop),
+            (tcp(A, SSH, SYN), Drop),
+        ],
+        bans: vec![ban(A, BAN_CLOSED_DOOR)],
+        counters: vec![(Malformed, 3), (DoorClosed, 1), (BansAdded, 1)],
+        ..Case::default()
+    });
     cases.push(Case {
         name: "malformed frames drop from an allowed source and an open door, and change nothing",
         seed: vec![

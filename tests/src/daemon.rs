@@ -57,6 +57,11 @@ impl Daemon {
         daemon
     }
 
+    /// The daemon's process id, for reading its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

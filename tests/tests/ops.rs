@@ -1,14 +1,15 @@
 //! Running iplock for real (issue 3): the allow and ban lists changed at run
 //! time, `reload` keeping state while changing the sequence, and the
 //! `iplock run` daemon with its event log, Prometheus endpoint, SIGHUP
-//! reload and SIGTERM with and without `--keep`.
+//! reload and SIGTERM with and without `--keep`, and the endpoint's bounds
+//! against clients that trickle or flood their request.
 //!
 //! Reload attaches the new program to each link, so it runs in both XDP
 //! modes; the rest only changes maps or wraps load, and runs in native mode.
 
-use std::io::{Read as _, Write as _};
+use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::thread::sleep;
+use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use iplock_e2e::status::{field, knock_sequence, source_state};
@@ -266,22 +267,30 @@ fn daemon_config(dir: &TempDir, pair: &NetnsPair, knock: &str) -> String {
     ))
 }
 
-/// GET /metrics from a thread in the server namespace; the metric lines as
-/// `name{labels}` to value.
-fn scrape(pair: &NetnsPair) -> Vec<(String, u64)> {
-    let response = in_netns(&pair.server, || {
+/// A connection to the metrics endpoint, made in the server namespace.
+fn metrics_client(pair: &NetnsPair) -> TcpStream {
+    in_netns(&pair.server, || {
         let addr: SocketAddr = METRICS.parse().unwrap();
-        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        let conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
+        conn
+    })
+}
+
+/// GET /metrics from a thread in the server namespace; the metric lines as
+/// `name{labels}` to value.
+fn scrape(pair: &NetnsPair) -> Vec<(String, u64)> {
+    let response = {
+        let mut conn = metrics_client(pair);
         conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         let mut response = String::new();
         conn.read_to_string(&mut response)
             .unwrap_or_else(|e| panic!("read the metrics: {e}"));
         response
-    });
+    };
     let (head, body) = response
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
@@ -460,4 +469,143 @@ fn run_keep_leaves_the_filter_running_on_sigterm() {
     iplock.unload();
     assert!(!iplock.pin_dir().exists(), "pin dir left after unload");
     assert!(!pair.server_has_xdp(), "XDP left after unload");
+}
+
+/// A client that sends the start of a request one byte at a time, each
+/// `every` apart, until the server closes the connection; it returns how
+/// long the server kept it.
+fn trickle(mut conn: TcpStream, every: Duration) -> thread::JoinHandle<Duration> {
+    thread::spawn(move || {
+        let start = Instant::now();
+        for b in b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n"
+            .iter()
+            .cycle()
+        {
+            if conn.write_all(&[*b]).is_err() {
+                break;
+            }
+            sleep(every);
+        }
+        start.elapsed()
+    })
+}
+
+/// The resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn metrics_answer_while_a_client_trickles_its_request() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(&iplock, &["--config", &config, "--metrics", METRICS]);
+
+    let slow = trickle(metrics_client(&pair), Duration::from_millis(1500));
+    sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    let metrics = scrape(&pair);
+    let took = start.elapsed();
+    assert!(
+        metrics.iter().any(|(n, _)| n == "iplock_sources"),
+        "{metrics:?}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "a scrape took {took:?} while a client trickled"
+    );
+    // The trickler is cut off by the header read timeout, not served forever.
+    let kept = slow.join().unwrap();
+    assert!(
+        kept < Duration::from_secs(10),
+        "the trickling client was kept {kept:?}"
+    );
+    eprintln!("scrape took {took:?} beside a trickling client, which was cut off after {kept:?}");
+    daemon.assert_running();
+}
+
+#[test]
+fn metrics_refuse_a_huge_request_line_without_holding_it() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(&iplock, &["--config", &config, "--metrics", METRICS]);
+    scrape(&pair);
+    let before = rss_kib(daemon.pid());
+
+    // 200 MB of request line with no newline, or as much as the server
+    // takes before it closes the connection.
+    let mut conn = metrics_client(&pair);
+    let chunk = vec![b'A'; 1 << 20];
+    let mut sent = 0usize;
+    let mut refused = None;
+    conn.write_all(b"GET /").unwrap();
+    for _ in 0..200 {
+        match conn.write(&chunk) {
+            Ok(n) => sent += n,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    let after = rss_kib(daemon.pid());
+    let refused = refused.unwrap_or_else(|| panic!("the server took all {sent} bytes"));
+    assert!(
+        matches!(
+            refused.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+        ),
+        "the connection was not closed: {refused}"
+    );
+    assert!(
+        after < before + 8 * 1024,
+        "VmRSS grew from {before} KiB to {after} KiB"
+    );
+    eprintln!(
+        "the server closed the connection after {sent} bytes of request line; VmRSS {before} KiB before, {after} KiB after"
+    );
+    // It still serves.
+    scrape(&pair);
+    daemon.assert_running();
+}
+
+#[test]
+fn run_stops_at_once_on_sigterm_with_a_trickling_metrics_client() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(&iplock, &["--config", &config, "--metrics", METRICS]);
+    let slow = trickle(metrics_client(&pair), Duration::from_millis(100));
+    sleep(Duration::from_millis(300));
+
+    let start = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon.wait_exit(Duration::from_secs(20));
+    let took = start.elapsed();
+    assert!(exit.success(), "iplock run: {exit}\n{}", daemon.log());
+    assert!(
+        took < Duration::from_secs(2),
+        "iplock run took {took:?} to stop with a trickling metrics client"
+    );
+    slow.join().unwrap();
+    eprintln!("iplock run stopped {took:?} after SIGTERM with a trickling metrics client");
 }

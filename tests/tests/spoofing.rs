@@ -12,7 +12,8 @@
 //! an entry, so the flood must know the first knock port. The evicted
 //! client's next step then counts as a wrong knock, which bans it when
 //! `wrong_knock` is on. A client that knocks its steps in quick succession
-//! stays among the most recent entries and gets in.
+//! stays among the most recent entries and gets in. Nor can a flood fill
+//! `iplock run`'s log: past a rate its lines are summarised.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -24,8 +25,9 @@ use iplock_e2e::frame::{self, L4};
 use iplock_e2e::rng::{Rng, seed};
 use iplock_e2e::status::{counter, source_step};
 use iplock_e2e::{
-    CLIENT_V4, CLIENT_V6, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, OTHER_V6,
-    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, try_connect,
+    CLIENT_V4, CLIENT_V6, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, OTHER_V6,
+    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp,
+    require_root, try_connect,
 };
 use serde_json::Value;
 
@@ -259,6 +261,55 @@ fn quick_sequence_gets_in_during_a_flood(mode: Mode) {
     assert_eq!(counter(&status, "door_opened"), 1, "{status}");
     let sources = status["sources"].as_array().expect("sources is an array");
     assert!(sources.len() as u64 <= SMALL_MAP, "{status}");
+}
+
+#[test]
+fn a_flood_of_wrong_knocks_is_summarised_in_the_log() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let mut daemon = Daemon::start(
+        &iplock,
+        &iplock.settings(Mode::Native, &["--knock", KNOCK]),
+        "info",
+    );
+    let inject = Injector::new(&pair);
+    let mut rng = seeded("a_flood_of_wrong_knocks_is_summarised_in_the_log");
+    let mut spoofed = Spoofed::default();
+    // Fewer than the event ring buffer holds, so every one reaches the log
+    // as a line or in the count of a summary.
+    let flood = 3000;
+    for _ in 0..flood {
+        // The second step from a new source: a wrong knock, and a ban.
+        inject.knock(spoofed.fresh(&mut rng), 1, &mut rng);
+    }
+    wait_for(&iplock, "every spoofed knock is counted", |c| {
+        c["wrong_knock"].as_u64() == Some(flood)
+    });
+    // Another kind of event keeps lines of its own during the flood.
+    pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
+    daemon.wait_for_log(
+        &format!("door opened for {CLIENT_V4}"),
+        Duration::from_secs(10),
+    );
+    daemon.wait_for_log("more wrong knocks", Duration::from_secs(20));
+    let log = daemon.log();
+    let lines = log.matches("wrong knock from").count() as u64;
+    let summary = log
+        .lines()
+        .find(|l| l.contains("more wrong knocks"))
+        .unwrap();
+    let summarised: u64 = summary
+        .split("and ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary:?}"));
+    assert!(lines <= 20, "{lines} lines for the flood:\n{log}");
+    assert_eq!(lines + summarised, flood, "{summary}");
+    eprintln!("{flood} wrong knocks: {lines} lines and {summary:?}");
 }
 
 fn load_small_map(pair: &NetnsPair, dir: &TempDir, mode: Mode) -> Iplock {

@@ -10,7 +10,7 @@ use iplock_common::state::{BAN_MANUAL, BanEntry};
 use crate::clock::boot_ns;
 use crate::cmd::PinDirArg;
 use crate::duration;
-use crate::error::{Context as _, Result, input};
+use crate::error::{Context as _, Result, input, quote};
 use crate::maps::Maps;
 
 #[derive(Args, Debug)]
@@ -54,7 +54,7 @@ pub enum BanAction {
 fn parse_addr(s: &str) -> Result<IpAddr> {
     s.trim()
         .parse()
-        .or_else(|_| input(format!("`{s}` is not an IPv4 or IPv6 address")))
+        .or_else(|_| input(format!("{} is not an IPv4 or IPv6 address", quote(s))))
 }
 
 pub fn run(args: &BanArgs) -> Result<()> {
@@ -91,12 +91,17 @@ pub fn run(args: &BanArgs) -> Result<()> {
         BanAction::Del { addr: a } => {
             let ip = parse_addr(a)?;
             let key = key_of(ip);
-            if maps.bans.get(&key, 0).is_err() {
+            let mut lifted = false;
+            for bans in maps.ban_maps_mut() {
+                if bans.get(&key, 0).is_ok() {
+                    bans.remove(&key)
+                        .context(|| format!("lifting the ban of {ip}"))?;
+                    lifted = true;
+                }
+            }
+            if !lifted {
                 return input(format!("{ip} is not banned"));
             }
-            maps.bans
-                .remove(&key)
-                .context(|| format!("lifting the ban of {ip}"))?;
             println!("iplock: ban of {} lifted", addr::to_ip(&key));
         }
         BanAction::List { json } => {
@@ -113,15 +118,18 @@ pub fn run(args: &BanArgs) -> Result<()> {
             }
         }
         BanAction::Flush => {
-            let keys = maps
-                .bans
-                .keys()
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .context(|| "reading the ban map".into())?;
-            for k in &keys {
-                maps.bans.remove(k).context(|| "lifting a ban".into())?;
+            let mut lifted = 0;
+            for bans in maps.ban_maps_mut() {
+                let keys = bans
+                    .keys()
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .context(|| "reading the ban map".into())?;
+                for k in &keys {
+                    bans.remove(k).context(|| "lifting a ban".into())?;
+                }
+                lifted += keys.len();
             }
-            println!("iplock: lifted {} ban(s)", keys.len());
+            println!("iplock: lifted {lifted} ban(s)");
         }
     }
     Ok(())

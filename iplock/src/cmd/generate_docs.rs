@@ -9,7 +9,7 @@ use clap::{Args, Command, CommandFactory};
 use clap_complete::Shell;
 use clap_mangen::Man;
 
-use crate::error::{Context as _, Result, input};
+use crate::error::{Context as _, Result, input, quote};
 use crate::settings::io_reason;
 
 /// Man pages go in section 8: iplock administers the system and needs root.
@@ -44,7 +44,7 @@ pub fn generate(cli: &Command, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).or_else(|e| {
         input(format!(
             "cannot create the output directory {}: {}",
-            out.display(),
+            quote(out.display()),
             io_reason(&e)
         ))
     })?;

@@ -11,7 +11,7 @@ use crate::clock::boot_ns;
 use crate::cmd::PinDirArg;
 use crate::cmd::reload::report;
 use crate::error::{Context as _, Result};
-use crate::events::{self, Events};
+use crate::events::{EventLog, Events};
 use crate::filter;
 use crate::maps::Maps;
 use crate::metrics;
@@ -104,7 +104,7 @@ fn serve(
 ) -> Result<()> {
     let metrics = match metrics_addr {
         Some(addr) => {
-            let h = metrics::spawn(addr, dir.clone(), term.clone())?;
+            let h = metrics::spawn(addr, dir.clone())?;
             log::info!("serving metrics on http://{addr}/metrics");
             Some(h)
         }
@@ -115,11 +115,13 @@ fn serve(
     let mut listening = Default::default();
     let mut period = current_period(&settings);
     let mut last_sweep = Instant::now();
+    let mut event_log = EventLog::default();
     log::info!("running; SIGHUP reloads the settings, SIGTERM stops");
     while !term.load(Ordering::Relaxed) {
         for e in events.wait(500) {
-            log::info!("{}", events::describe(&e));
+            event_log.log(&e, Instant::now());
         }
+        event_log.flush(Instant::now());
         if hup.swap(false, Ordering::Relaxed) {
             let reloaded = Settings::from_args(&args.settings)
                 .and_then(|s| filter::reload(&s, dir).map(|r| (s, r)));
@@ -153,8 +155,9 @@ fn serve(
             }
         }
     }
-    if let Some(h) = metrics {
-        let _ = h.join();
+    event_log.finish();
+    if let Some(server) = metrics {
+        server.stop();
     }
     Ok(())
 }

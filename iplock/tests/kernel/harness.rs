@@ -13,7 +13,7 @@ use iplock_common::config::Config;
 use iplock_common::counters::Counter;
 use iplock_common::decide::Verdict;
 use iplock_common::names;
-use iplock_common::state::{AllowEntry, BanEntry, SourceState};
+use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, SourceState};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -58,6 +58,7 @@ pub struct Harness {
     config: Array<MapData, Config>,
     sources: HashMap<MapData, AddrKey, SourceState>,
     bans: HashMap<MapData, AddrKey, BanEntry>,
+    knock_bans: HashMap<MapData, AddrKey, BanEntry>,
     allow: LpmTrie<MapData, AddrKey, AllowEntry>,
     counters: PerCpuArray<MapData, u64>,
 }
@@ -86,7 +87,8 @@ pub fn load_sized(entries: Option<u32>) -> Ebpf {
     if let Some(n) = entries {
         loader
             .map_max_entries(names::MAP_SOURCES, n)
-            .map_max_entries(names::MAP_BANS, n);
+            .map_max_entries(names::MAP_BANS, n)
+            .map_max_entries(names::MAP_KNOCK_BANS, n);
     }
     let mut ebpf = loader
         .load(iplock::object::OBJECT)
@@ -118,6 +120,7 @@ impl Harness {
             config: take(&mut ebpf, names::MAP_CONFIG),
             sources: take(&mut ebpf, names::MAP_SOURCES),
             bans: take(&mut ebpf, names::MAP_BANS),
+            knock_bans: take(&mut ebpf, names::MAP_KNOCK_BANS),
             allow: take(&mut ebpf, names::MAP_ALLOW),
             counters: take(&mut ebpf, names::MAP_COUNTERS),
             ebpf,
@@ -134,9 +137,11 @@ impl Harness {
         for k in keys {
             self.sources.remove(&k).expect("remove a source");
         }
-        let keys: Vec<AddrKey> = self.bans.keys().map(|k| k.expect("key")).collect();
-        for k in keys {
-            self.bans.remove(&k).expect("remove a ban");
+        for bans in [&mut self.bans, &mut self.knock_bans] {
+            let keys: Vec<AddrKey> = bans.keys().map(|k| k.expect("key")).collect();
+            for k in keys {
+                bans.remove(&k).expect("remove a ban");
+            }
         }
         let keys: Vec<Key<AddrKey>> = self.allow.keys().map(|k| k.expect("key")).collect();
         for k in keys {
@@ -152,6 +157,7 @@ impl Harness {
         assert!(
             self.sources.keys().next().is_none()
                 && self.bans.keys().next().is_none()
+                && self.knock_bans.keys().next().is_none()
                 && self.allow.keys().next().is_none()
                 && self.counters().is_empty(),
             "maps not empty after a reset"
@@ -191,9 +197,15 @@ impl Harness {
             .expect("write a source");
     }
 
-    /// `ip` is the ban key's address: for IPv6 the masked prefix.
+    /// `ip` is the ban key's address: for IPv6 the masked prefix. A
+    /// wrong-knock ban goes to its own map, as the program puts it.
     pub fn set_ban(&mut self, ip: &str, ban: BanEntry) {
-        self.bans.insert(key(ip), ban, 0).expect("write a ban");
+        let map = if ban.reason == BAN_WRONG_KNOCK {
+            &mut self.knock_bans
+        } else {
+            &mut self.bans
+        };
+        map.insert(key(ip), ban, 0).expect("write a ban");
     }
 
     /// Adds a CIDR the way the loader stores it: IPv4 /n as /(96+n) on the
@@ -225,14 +237,17 @@ impl Harness {
             .collect()
     }
 
+    /// The bans of both ban maps; where a source has one in each, the
+    /// ban map's, which the program asks first.
     pub fn bans(&self) -> BTreeMap<IpAddr, BanEntry> {
-        self.bans
-            .iter()
-            .map(|kv| {
+        let mut out = BTreeMap::new();
+        for bans in [&self.knock_bans, &self.bans] {
+            for kv in bans.iter() {
                 let (k, v) = kv.expect("iterate bans");
-                (addr::to_ip(&k), v)
-            })
-            .collect()
+                out.insert(addr::to_ip(&k), v);
+            }
+        }
+        out
     }
 
     /// Every non-zero counter, summed over CPUs.
