@@ -26,8 +26,8 @@ use iplock_e2e::rng::{Rng, seed};
 use iplock_e2e::status::{counter, source_step};
 use iplock_e2e::{
     CLIENT_V4, CLIENT_V6, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, OTHER_V6,
-    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp,
-    require_root, try_connect,
+    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, require_root,
+    try_connect,
 };
 use serde_json::Value;
 
