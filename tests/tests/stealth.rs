@@ -610,5 +610,27 @@ fn load_refuses_a_knock_port_with_a_listening_socket() {
         pair.server_has_xdp(),
         "a refused reload leaves the filter as it was"
     );
+    // Dropped knocks reach nothing: then a listening socket is no obstacle.
+    iplock.run_ok(
+        "reload",
+        &iplock.settings(Mode::Skb, &["--knock", KNOCK, "--knock-answer", "drop"]),
+    );
     drop(listener);
+}
+
+/// `iplock run` warns, once, when a socket starts listening on a knock port.
+#[test]
+fn run_warns_of_a_socket_that_appears_on_a_knock_port() {
+    if !require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let args = iplock.settings(Mode::Skb, &["--knock", KNOCK, "--sweep-every", "200ms"]);
+    let mut daemon = Daemon::start(&iplock, &args, "info");
+    let _socket = in_netns(&pair.server, || UdpSocket::bind(("0.0.0.0", 1300)).unwrap());
+    let warning = "a socket listens on udp port 1300";
+    daemon.wait_for_log(warning, Duration::from_secs(5));
+    sleep(Duration::from_secs(1));
+    assert_eq!(daemon.log().matches(warning).count(), 1, "{}", daemon.log());
 }
