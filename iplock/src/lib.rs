@@ -14,6 +14,7 @@ pub mod input_file;
 pub mod knock;
 pub mod knock_client;
 pub mod layout;
+pub mod listening;
 pub mod log_limit;
 pub mod maps;
 pub mod metrics;

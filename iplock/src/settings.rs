@@ -315,6 +315,10 @@ impl Settings {
             max_knock_bans: file.maps.knock_bans.unwrap_or(DEFAULT_MAX_KNOCK_BANS),
         };
         settings.validate()?;
+        // A knock goes on to the stack, so it would reach a socket on its port.
+        if settings.rotate.is_none() && settings.knock_answer == KnockAnswer::Stack {
+            crate::listening::refuse_taken(&settings.knock)?;
+        }
         Ok(settings)
     }
 

@@ -8,6 +8,7 @@
 //! tests run in parallel.
 
 pub mod daemon;
+pub mod frame;
 pub mod iplock;
 pub mod knockers;
 pub mod lock;
@@ -16,6 +17,7 @@ pub mod netns;
 pub mod output;
 pub mod privileged;
 pub mod rng;
+pub mod scan;
 pub mod status;
 pub mod util;
 pub mod wait;

@@ -123,6 +123,23 @@ impl NetnsPair {
         ip(&args);
     }
 
+    /// Lifts the server namespace's ICMP rate limits: by default the kernel
+    /// sends about one port unreachable a second to a peer, and a test that
+    /// counts the answers to UDP datagrams would see silence instead.
+    pub fn lift_icmp_rate_limits(&self) {
+        run_ok(Command::new("ip").args([
+            "netns",
+            "exec",
+            &self.server,
+            "sysctl",
+            "-qw",
+            "net.ipv4.icmp_ratelimit=0",
+            "net.ipv4.icmp_msgs_per_sec=1000000",
+            "net.ipv4.icmp_msgs_burst=1000000",
+            "net.ipv6.icmp.ratelimit=0",
+        ]));
+    }
+
     /// `ip -d link show dev <server veth>` run in the server namespace.
     pub fn server_link_details(&self) -> String {
         let out = run_ok(Command::new("ip").args([

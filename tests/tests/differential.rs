@@ -13,16 +13,20 @@
 //! `printed_rule_order_opens_without_knocking` shows a plain connect getting
 //! in on its own SYN retransmissions.
 //!
+//! Both agree, and the traces check it, on what a knock gets back (the
+//! rules let it reach the stack, iplock counts it and passes it on, so it
+//! is refused like a SYN to any unused port) and on other new packets: a
+//! SYN or a datagram to an unrelated port resets progress in both (the
+//! rules' catch-all `--remove` lines) and leaves an open door open; so does
+//! a connect refused by the closed door. Each
+//! knock and unrelated packet waits [`ANSWER_WAIT`] for its answer, which
+//! must be the same from all three.
+//!
 //! Where iplock differs on purpose, traces are built to stay out (see
 //! [`excluded`]):
-//! - no unrelated packets: the rules' catch-all `--remove` lines let any
-//!   packet reset progress, iplock ignores what is not a knock;
 //! - never the same knock twice in a row (connects between them aside):
 //!   iplock ignores a copy of the previous knock as a retransmit and keeps
 //!   the first copy's time, the rules restart the timer;
-//! - no refused connect in the middle of a sequence that then goes on: the
-//!   refused SYN reaches the catch-all `--remove` lines, iplock leaves
-//!   progress alone;
 //! - bans off: the rules have none.
 //!
 //! The first knock arriving at the second step restarts the sequence in both
@@ -67,6 +71,11 @@ const CONNECT_WAIT: Duration = Duration::from_millis(700);
 const SYN_RETRANSMIT: Duration = Duration::from_millis(950);
 /// Nothing follows a connect sooner than this.
 const AFTER_CONNECT_MS: u64 = 800;
+/// How long a knock or an unrelated packet waits for the stack's answer:
+/// well inside [`MIN_GAP_MS`], so the next event is not delayed.
+const ANSWER_WAIT: Duration = Duration::from_millis(30);
+/// Unrelated packets go to ports from here on (none is 22 or a knock port).
+const OTHER_PORTS: u16 = 1000;
 
 const RESTORE: &str = "iptables-nft-restore";
 const TRACES_VAR: &str = "IPLOCK_DIFF_TRACES";
@@ -146,6 +155,8 @@ fn iplock_agrees_with_the_article_rules() {
     ];
     for target in &targets {
         add_addresses(target.pair, &sources, &dir);
+        // Unrelated datagrams are answered with port unreachable, every time.
+        target.pair.lift_icmp_rate_limits();
     }
 
     // Every trace at once, each from its own source: state is per source in
@@ -174,6 +185,7 @@ fn iplock_agrees_with_the_article_rules() {
         let mut bad = run
             .connects
             .iter()
+            .chain(&run.answers)
             .any(|got| got.iter().any(|&g| g != got[0]));
         if let Some(want) = &trace.expect {
             bad |= run.connects.iter().zip(want).any(|(got, &w)| got[0] != w);
@@ -313,6 +325,8 @@ enum Kind {
     Knock(usize),
     /// A connect to port 22.
     Connect,
+    /// A SYN (or with `udp`, a datagram) to an unrelated port.
+    Other { port: u16, udp: bool },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -362,6 +376,21 @@ impl Model {
         }
     }
 
+    /// Any other new packet: progress is lost, an open door stays open.
+    fn other(&mut self) {
+        self.progress = 0;
+    }
+
+    /// A connect to port 22: through while the door is open; refused, it
+    /// is one more other packet.
+    fn connect(&mut self, at_ms: u64) -> bool {
+        let open = self.open(at_ms);
+        if !open {
+            self.other();
+        }
+        open
+    }
+
     fn open(&self, at_ms: u64) -> bool {
         self.open_until_ms.is_some_and(|until| at_ms < until)
     }
@@ -374,7 +403,8 @@ fn expected(events: &[Event]) -> Vec<bool> {
     for e in events {
         match e.kind {
             Kind::Knock(step) => model.knock(step, e.at_ms),
-            Kind::Connect => out.push(model.open(e.at_ms)),
+            Kind::Connect => out.push(model.connect(e.at_ms)),
+            Kind::Other { .. } => model.other(),
         }
     }
     out
@@ -389,7 +419,7 @@ fn excluded(events: &[Event]) -> Option<String> {
     for (i, e) in events.iter().enumerate() {
         if let Some(prev) = i.checked_sub(1).map(|p| events[p]) {
             let gap = match prev.kind {
-                Kind::Knock(_) => MIN_GAP_MS,
+                Kind::Knock(_) | Kind::Other { .. } => MIN_GAP_MS,
                 Kind::Connect => AFTER_CONNECT_MS,
             };
             if e.at_ms < prev.at_ms + gap {
@@ -409,23 +439,12 @@ fn excluded(events: &[Event]) -> Option<String> {
                 model.knock(step, e.at_ms);
                 knocks.push((step, e.at_ms));
             }
+            Kind::Other { .. } => model.other(),
             Kind::Connect => {
                 if knocks.iter().any(|&(_, at)| near(e.at_ms - at)) {
                     return Some(format!("event {i} comes near the end of a window"));
                 }
-                let refused_mid_sequence = !model.open(e.at_ms)
-                    && events[i + 1..]
-                        .iter()
-                        .find_map(|n| match n.kind {
-                            Kind::Knock(step) => Some((step, n.at_ms)),
-                            Kind::Connect => None,
-                        })
-                        .is_some_and(|(step, at)| step != 0 && step == model.next_step(at));
-                if refused_mid_sequence {
-                    return Some(format!(
-                        "event {i} is a refused connect inside a sequence that goes on"
-                    ));
-                }
+                model.connect(e.at_ms);
             }
         }
     }
@@ -439,7 +458,15 @@ type Scenario = (&'static str, &'static [(u64, Kind)], &'static [bool]);
 /// Fixed traces for the cases the README states, with their outcomes.
 fn scenarios() -> Vec<Trace> {
     use Kind::{Connect as C, Knock as K};
-    let fixed: [Scenario; 9] = [
+    const SYN: Kind = Kind::Other {
+        port: OTHER_PORTS + 1,
+        udp: false,
+    };
+    const UDP: Kind = Kind::Other {
+        port: OTHER_PORTS + 2,
+        udp: true,
+    };
+    let fixed: [Scenario; 13] = [
         (
             "the sequence opens",
             &[(0, K(0)), (300, K(1)), (600, K(2)), (900, C)],
@@ -496,6 +523,33 @@ fn scenarios() -> Vec<Trace> {
                 (3450, C),
             ],
             &[true, true],
+        ),
+        (
+            "a SYN to another port between steps resets",
+            &[(0, K(0)), (300, K(1)), (600, SYN), (900, K(2)), (1200, C)],
+            &[false],
+        ),
+        (
+            "a datagram to another port between steps resets",
+            &[(0, K(0)), (300, UDP), (600, K(1)), (900, K(2)), (1200, C)],
+            &[false],
+        ),
+        (
+            "a refused connect between steps resets",
+            &[(0, K(0)), (300, K(1)), (600, C), (1400, K(2)), (1500, C)],
+            &[false, false],
+        ),
+        (
+            "other packets leave the open door open",
+            &[
+                (0, K(0)),
+                (300, K(1)),
+                (600, K(2)),
+                (700, SYN),
+                (800, UDP),
+                (1000, C),
+            ],
+            &[true],
         ),
     ];
     fixed
@@ -560,7 +614,14 @@ fn draw(rng: &mut Rng) -> Vec<Event> {
             (false, false) => 4,
         };
         let kind = if i == len - 1 || rng.below(20) < connect_odds {
+            model.connect(at_ms);
             Kind::Connect
+        } else if rng.below(10) == 0 {
+            model.other();
+            Kind::Other {
+                port: OTHER_PORTS + rng.below(1000) as u16,
+                udp: rng.below(2) == 0,
+            }
         } else {
             let mut step = if rng.below(10) < 8 {
                 model.next_step(at_ms)
@@ -587,6 +648,9 @@ struct Target<'a> {
 struct Run {
     /// Per connect, per target: whether it got through.
     connects: Vec<Vec<bool>>,
+    /// Per knock and unrelated packet, per target: whether it was refused
+    /// (a reset or port unreachable) within [`ANSWER_WAIT`].
+    answers: Vec<Vec<bool>>,
     /// Worst lateness of an event against its schedule.
     late: Duration,
     /// Set when a refused connect's socket outlived the first SYN
@@ -597,6 +661,7 @@ struct Run {
 fn run_trace(trace: &Trace, src: IpAddr, targets: &[Target], start: Instant) -> Run {
     let mut run = Run {
         connects: Vec::new(),
+        answers: Vec::new(),
         late: Duration::ZERO,
         disturbed: None,
     };
@@ -605,7 +670,12 @@ fn run_trace(trace: &Trace, src: IpAddr, targets: &[Target], start: Instant) -> 
         // namespace, so the packets leave back to back.
         let socks: Vec<Socket> = targets
             .iter()
-            .map(|t| in_netns(&t.pair.client, || bound_socket(src)))
+            .map(|t| {
+                in_netns(&t.pair.client, || match e.kind {
+                    Kind::Other { udp: true, .. } => udp_socket(src),
+                    _ => bound_socket(src),
+                })
+            })
             .collect();
         let due = start + Duration::from_millis(e.at_ms);
         thread::sleep(due.saturating_duration_since(Instant::now()));
@@ -615,7 +685,21 @@ fn run_trace(trace: &Trace, src: IpAddr, targets: &[Target], start: Instant) -> 
                 for sock in &socks {
                     start_connect(sock, PORTS[step]);
                 }
+                run.answers.push(refused(&socks));
                 // Closing in SYN_SENT sends nothing more: one bare SYN each.
+                drop(socks);
+            }
+            Kind::Other { port, udp } => {
+                for sock in &socks {
+                    if udp {
+                        sock.connect(&SocketAddr::new(SERVER_V4, port).into())
+                            .expect("connect a UDP socket");
+                        sock.send(b"other").expect("send a datagram");
+                    } else {
+                        start_connect(sock, port);
+                    }
+                }
+                run.answers.push(refused(&socks));
                 drop(socks);
             }
             Kind::Connect => {
@@ -638,6 +722,58 @@ fn bound_socket(src: IpAddr) -> Socket {
         .unwrap_or_else(|e| panic!("bind {src}: {e}"));
     sock.set_nonblocking(true).unwrap();
     sock
+}
+
+fn udp_socket(src: IpAddr) -> Socket {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    sock.bind(&SocketAddr::new(src, 0).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    sock
+}
+
+/// Which of `socks` (a SYN or a datagram just sent on each) were refused,
+/// by a reset or a port unreachable, within [`ANSWER_WAIT`].
+fn refused(socks: &[Socket]) -> Vec<bool> {
+    let started = Instant::now();
+    let mut out = vec![false; socks.len()];
+    let mut pending: Vec<usize> = (0..socks.len()).collect();
+    while !pending.is_empty() {
+        let left = ANSWER_WAIT.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let mut fds: Vec<libc::pollfd> = pending
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: socks[i].as_raw_fd(),
+                // A refusal, of a connect or of a datagram, is POLLERR,
+                // which poll reports unasked.
+                events: 0,
+                revents: 0,
+            })
+            .collect();
+        let wait_ms = left.as_millis().max(1) as libc::c_int;
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.raw_os_error(), Some(libc::EINTR), "poll: {err}");
+            continue;
+        }
+        let mut still = Vec::new();
+        for (fd, &i) in fds.iter().zip(&pending) {
+            if fd.revents == 0 {
+                still.push(i);
+                continue;
+            }
+            match socks[i].take_error() {
+                Ok(Some(e)) if e.raw_os_error() == Some(libc::ECONNREFUSED) => out[i] = true,
+                other => panic!("a knock or unrelated packet got {other:?}, not a refusal"),
+            }
+        }
+        pending = still;
+    }
+    out
 }
 
 fn start_connect(sock: &Socket, port: u16) {
@@ -703,10 +839,26 @@ fn describe(trace: &Trace, src: IpAddr, run: &Run, model: &[bool], targets: &[Ta
         trace.name, run.late
     );
     let mut connect = 0;
+    let mut answer = 0;
+    let mut answers = |what: String| {
+        let got: Vec<String> = targets
+            .iter()
+            .zip(&run.answers[answer])
+            .map(|(t, &g)| format!("{}: {}", t.name, if g { "refused" } else { "silent" }))
+            .collect();
+        answer += 1;
+        format!("{what} -> {}", got.join(", "))
+    };
     for e in &trace.events {
         match e.kind {
             Kind::Knock(step) => {
-                let _ = writeln!(out, "  {:>6} ms  knock tcp:{}", e.at_ms, PORTS[step]);
+                let what = answers(format!("knock tcp:{}", PORTS[step]));
+                let _ = writeln!(out, "  {:>6} ms  {what}", e.at_ms);
+            }
+            Kind::Other { port, udp } => {
+                let proto = if udp { "udp" } else { "tcp" };
+                let what = answers(format!("other {proto}:{port}"));
+                let _ = writeln!(out, "  {:>6} ms  {what}", e.at_ms);
             }
             Kind::Connect => {
                 let got: Vec<String> = targets

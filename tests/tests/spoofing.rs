@@ -17,17 +17,17 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use iplock_e2e::frame::{self, L4};
 use iplock_e2e::rng::{Rng, seed};
 use iplock_e2e::status::{counter, source_step};
 use iplock_e2e::{
     CLIENT_V4, CLIENT_V6, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, OTHER_V6,
-    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, link_json,
-    require_root, try_connect,
+    SERVER_V4, SERVER_V6, TempDir, both_modes, echo, in_netns, knock_tcp, knock_udp, require_root,
+    try_connect,
 };
 use serde_json::Value;
 
@@ -40,7 +40,7 @@ both_modes!(
 );
 
 /// The steps of [`KNOCK`], as frames are built for them.
-const STEPS: [(L4, u16); 3] = [(L4::Syn, 100), (L4::Udp, 300), (L4::Syn, 200)];
+const STEPS: [(L4, u16); 3] = [(L4::SYN, 100), (L4::Udp, 300), (L4::SYN, 200)];
 const SEED_VAR: &str = "IPLOCK_SPOOF_SEED";
 /// The source map size of the eviction tests.
 const SMALL_MAP: u64 = 256;
@@ -420,57 +420,13 @@ impl Spoofed {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum L4 {
-    /// A bare TCP SYN.
-    Syn,
-    /// A UDP datagram.
-    Udp,
-}
-
-/// An AF_PACKET socket on the client veth that sends whole Ethernet frames
-/// to the server veth, with any source address.
-struct Injector {
-    fd: OwnedFd,
-    client_mac: [u8; 6],
-    server_mac: [u8; 6],
-}
+/// The harness's injector (an AF_PACKET socket on the client veth), sending
+/// knocks of [`KNOCK`] and SYNs from random source ports.
+struct Injector(frame::Injector);
 
 impl Injector {
     fn new(pair: &NetnsPair) -> Injector {
-        let (ifindex, client_mac) = link(&pair.client, &pair.client_if);
-        let (_, server_mac) = link(&pair.server, &pair.server_if);
-        let fd = in_netns(&pair.client, || {
-            // Protocol 0: this socket sends and never receives.
-            // SAFETY: plain socket(2); the fd is owned at once.
-            let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-            assert!(
-                raw >= 0,
-                "AF_PACKET socket: {}",
-                std::io::Error::last_os_error()
-            );
-            // SAFETY: `raw` is a new fd nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: an all-zero sockaddr_ll is a valid value.
-            let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            addr.sll_family = libc::AF_PACKET as u16;
-            addr.sll_ifindex = ifindex;
-            // SAFETY: `addr` lives across the call, which reads its size.
-            let rc = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-            fd
-        });
-        Injector {
-            fd,
-            client_mac,
-            server_mac,
-        }
+        Injector(frame::Injector::new(pair))
     }
 
     /// A knock on `KNOCK`'s step `step` from `src`.
@@ -480,24 +436,12 @@ impl Injector {
     }
 
     fn syn(&self, src: IpAddr, port: u16, rng: &mut Rng) {
-        self.send(src, L4::Syn, port, rng);
+        self.send(src, L4::SYN, port, rng);
     }
 
     fn send(&self, src: IpAddr, l4: L4, dport: u16, rng: &mut Rng) {
-        let dst = match src {
-            IpAddr::V4(_) => SERVER_V4,
-            IpAddr::V6(_) => SERVER_V6,
-        };
         let sport = 1024 + rng.below(64_512) as u16;
-        let frame = self.frame(src, dst, l4, sport, dport, rng.next_u64() as u32);
-        // SAFETY: `frame` is a valid buffer of the given length.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(
-            n,
-            frame.len() as isize,
-            "send a spoofed frame: {}",
-            std::io::Error::last_os_error()
-        );
+        self.0.send(src, l4, sport, dport, rng.next_u64() as u32);
         // The veth hands a frame to the peer within the call, but a full
         // receive queue drops it silently: pausing now and then lets the
         // kernel drain the queue, and the tests count every frame.
@@ -505,122 +449,6 @@ impl Injector {
             sleep(Duration::from_millis(1));
         }
     }
-
-    /// An Ethernet frame carrying a TCP SYN or a UDP datagram, with valid IPv4
-    /// header and transport checksums: the stack drops bad ones before anything
-    /// can answer, which would hide a verdict of the filter.
-    fn frame(&self, src: IpAddr, dst: IpAddr, l4: L4, sport: u16, dport: u16, seq: u32) -> Vec<u8> {
-        let (proto, mut segment) = match l4 {
-            L4::Syn => {
-                let mut tcp = Vec::with_capacity(20);
-                tcp.extend_from_slice(&sport.to_be_bytes());
-                tcp.extend_from_slice(&dport.to_be_bytes());
-                tcp.extend_from_slice(&seq.to_be_bytes());
-                tcp.extend_from_slice(&0u32.to_be_bytes()); // ack
-                tcp.extend_from_slice(&[5 << 4, 0x02]); // 20-byte header, SYN
-                tcp.extend_from_slice(&64_240u16.to_be_bytes()); // window
-                tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
-                (libc::IPPROTO_TCP as u8, tcp)
-            }
-            L4::Udp => {
-                let payload = b"knock";
-                let len = (8 + payload.len()) as u16;
-                let mut udp = Vec::with_capacity(len as usize);
-                udp.extend_from_slice(&sport.to_be_bytes());
-                udp.extend_from_slice(&dport.to_be_bytes());
-                udp.extend_from_slice(&len.to_be_bytes());
-                udp.extend_from_slice(&[0, 0]); // checksum
-                udp.extend_from_slice(payload);
-                (libc::IPPROTO_UDP as u8, udp)
-            }
-        };
-        let len = segment.len();
-        let mut pseudo = Vec::with_capacity(40);
-        match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                pseudo.extend_from_slice(&s.octets());
-                pseudo.extend_from_slice(&d.octets());
-                pseudo.extend_from_slice(&[0, proto]);
-                pseudo.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                pseudo.extend_from_slice(&s.octets());
-                pseudo.extend_from_slice(&d.octets());
-                pseudo.extend_from_slice(&(len as u32).to_be_bytes());
-                pseudo.extend_from_slice(&[0, 0, 0, proto]);
-            }
-            _ => panic!("{src} and {dst} are not of one family"),
-        }
-        let mut sum = checksum(&[&pseudo, &segment]);
-        // In UDP a zero checksum means none; an all-ones one is the same sum.
-        if proto == libc::IPPROTO_UDP as u8 && sum == 0 {
-            sum = 0xffff;
-        }
-        let at = if proto == libc::IPPROTO_TCP as u8 {
-            16
-        } else {
-            6
-        };
-        segment[at..at + 2].copy_from_slice(&sum.to_be_bytes());
-
-        let mut frame = Vec::with_capacity(14 + 40 + len);
-        frame.extend_from_slice(&self.server_mac);
-        frame.extend_from_slice(&self.client_mac);
-        match (src, dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                frame.extend_from_slice(&0x0800u16.to_be_bytes());
-                let mut ip = Vec::with_capacity(20);
-                ip.extend_from_slice(&[0x45, 0]);
-                ip.extend_from_slice(&((20 + len) as u16).to_be_bytes());
-                ip.extend_from_slice(&(seq as u16).to_be_bytes()); // id
-                ip.extend_from_slice(&[0x40, 0, 64, proto, 0, 0]); // DF, ttl, checksum
-                ip.extend_from_slice(&s.octets());
-                ip.extend_from_slice(&d.octets());
-                let sum = checksum(&[&ip]);
-                ip[10..12].copy_from_slice(&sum.to_be_bytes());
-                frame.extend_from_slice(&ip);
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                frame.extend_from_slice(&0x86ddu16.to_be_bytes());
-                frame.extend_from_slice(&[0x60, 0, 0, 0]);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-                frame.extend_from_slice(&[proto, 64]);
-                frame.extend_from_slice(&s.octets());
-                frame.extend_from_slice(&d.octets());
-            }
-            _ => unreachable!("checked above"),
-        }
-        frame.extend_from_slice(&segment);
-        frame
-    }
-}
-
-/// Interface index and MAC address of `dev` in namespace `ns`.
-fn link(ns: &str, dev: &str) -> (i32, [u8; 6]) {
-    let json = link_json(ns, dev);
-    let ifindex = json[0]["ifindex"].as_i64().expect("ifindex") as i32;
-    let text = json[0]["address"].as_str().expect("address");
-    let mut mac = [0u8; 6];
-    for (byte, part) in mac.iter_mut().zip(text.split(':')) {
-        *byte = u8::from_str_radix(part, 16).expect("hex MAC");
-    }
-    (ifindex, mac)
-}
-
-/// The Internet checksum (RFC 1071) of the concatenated `parts`, each of
-/// even length except maybe the last.
-fn checksum(parts: &[&[u8]]) -> u16 {
-    let mut sum: u32 = 0;
-    for part in parts {
-        for pair in part.chunks(2) {
-            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-            sum += u32::from(word);
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// Seeded from `IPLOCK_SPOOF_SEED`, else the clock; the seed is printed so

@@ -25,6 +25,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "openssh-server",
     "openssh-client",
     "iptables",
+    "nftables",
     "bpftool",
     "tcpdump",
     "util-linux",

@@ -113,6 +113,7 @@ fn serve(
     };
     let mut events = Events::open(dir)?;
     let mut missing = Vec::new();
+    let mut listening = Default::default();
     let mut period = current_period(&settings);
     let mut last_sweep = Instant::now();
     let mut event_log = EventLog::default();
@@ -145,6 +146,7 @@ fn serve(
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = Instant::now();
             watch_interfaces(&settings, dir, &mut missing);
+            crate::listening::warn_settings(&settings, &mut listening);
             let swept = Maps::open(dir).and_then(|mut m| sweep(&mut m, boot_ns()));
             match swept {
                 Ok(s) if s != Default::default() => log::debug!("swept {s:?}"),
