@@ -44,7 +44,9 @@ fn status_json_shows_sources_bans_and_counters(mode: Mode) {
     );
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     pair.knock_tcp(CLIENT_V6, SERVER_V6, 100);
+    // A wrong knock (which bans nothing by default), then the closed door.
     pair.knock_tcp(OTHER_V4, SERVER_V4, 200);
+    pair.knock_tcp(OTHER_V4, SERVER_V4, 22);
     // The knocks are sent, not necessarily processed, when knock_* returns.
     sleep(Duration::from_millis(200));
     let status = iplock.status_json();
