@@ -3,13 +3,13 @@
 //! that the failed attempt left the source able to start again.
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::thread::sleep;
 use std::time::Duration;
 
 use iplock_e2e::{
     CLIENT_V4, EchoServer, Iplock, KNOCK, Mode, NO_BANS, NetnsPair, SERVER_V4, TempDir, both_modes,
-    in_netns,
+    echo, in_netns,
 };
 
 both_modes!(
@@ -18,7 +18,9 @@ both_modes!(
     per_step_timeout_overrides_default,
     repeated_knock_is_ignored,
     unrelated_traffic_keeps_progress,
-    knock_ports_answer_nothing,
+    a_new_connection_in_between_resets_progress,
+    knock_ports_answer_like_closed_ports,
+    knock_ports_answer_nothing_when_told,
 );
 
 fn wrong_order_fails(mode: Mode) {
@@ -121,8 +123,9 @@ fn unrelated_traffic_keeps_progress(mode: Mode) {
     let _server = EchoServer::start(&pair, &[22, 8080]);
     let iplock = Iplock::new(&pair);
     iplock.load(mode, &["--knock", KNOCK]);
+    let mut session = pair.connect(CLIENT_V4, SERVER_V4, 8080, "unrelated ports pass");
     pair.knock(CLIENT_V4, SERVER_V4, "tcp:100,udp:300");
-    drop(pair.connect(CLIENT_V4, SERVER_V4, 8080, "unrelated ports pass"));
+    echo(&mut session, "established traffic in between");
     pair.knock_tcp(CLIENT_V4, SERVER_V4, 200);
     drop(pair.connect(
         CLIENT_V4,
@@ -132,28 +135,84 @@ fn unrelated_traffic_keeps_progress(mode: Mode) {
     ));
 }
 
-/// Knock ports look filtered: a connect times out instead of being refused,
-/// a datagram draws no ICMP port unreachable. The probes are themselves the
-/// sequence, so the door opens afterwards.
-fn knock_ports_answer_nothing(mode: Mode) {
+/// As in the article's rules, any other new connection resets progress, so
+/// a spray over many ports between two knocks satisfies no step.
+fn a_new_connection_in_between_resets_progress(mode: Mode) {
+    let pair = NetnsPair::new();
+    let _server = EchoServer::start(&pair, &[22, 8080]);
+    let iplock = Iplock::new(&pair);
+    iplock.load(mode, &["--knock", KNOCK]);
+    pair.knock(CLIENT_V4, SERVER_V4, "tcp:100,udp:300");
+    drop(pair.connect(CLIENT_V4, SERVER_V4, 8080, "unrelated ports pass"));
+    pair.knock_tcp(CLIENT_V4, SERVER_V4, 200);
+    // Last: the closed door bans.
+    pair.assert_dropped(
+        CLIENT_V4,
+        SERVER_V4,
+        22,
+        "a new connection in between reset progress",
+    );
+}
+
+/// What a connect and a datagram from 192.0.2.2 to `port` get.
+fn answers(
+    pair: &NetnsPair,
+    tcp: u16,
+    udp: u16,
+) -> (Result<(), ErrorKind>, Result<usize, ErrorKind>) {
+    let probe = Duration::from_millis(500);
+    in_netns(&pair.client, || {
+        let connect = TcpStream::connect_timeout(&SocketAddr::new(SERVER_V4, tcp), probe)
+            .map(drop)
+            .map_err(|e| e.kind());
+        let sock = UdpSocket::bind(SocketAddr::new(CLIENT_V4, 0)).unwrap();
+        sock.connect(SocketAddr::new(SERVER_V4, udp)).unwrap();
+        sock.send(b"knock").unwrap();
+        sock.set_read_timeout(Some(probe)).unwrap();
+        (connect, sock.recv(&mut [0u8; 16]).map_err(|e| e.kind()))
+    })
+}
+
+/// By default knock ports answer as closed ports do: a connect is refused,
+/// a datagram draws an ICMP port unreachable.
+fn knock_ports_answer_like_closed_ports(mode: Mode) {
     let pair = NetnsPair::new();
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     iplock.load(mode, &["--knock", KNOCK]);
-    // try_connect panics on a refusal, so None means no answer at all.
-    let probe = Duration::from_millis(500);
-    assert!(pair.try_connect(CLIENT_V4, SERVER_V4, 100, probe).is_none());
-    let answer = in_netns(&pair.client, || {
-        let sock = UdpSocket::bind(SocketAddr::new(CLIENT_V4, 0)).unwrap();
-        sock.connect(SocketAddr::new(SERVER_V4, 300)).unwrap();
-        sock.send(b"knock").unwrap();
-        sock.set_read_timeout(Some(probe)).unwrap();
-        sock.recv(&mut [0u8; 16]).map_err(|e| e.kind())
-    });
-    assert!(
-        matches!(answer, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
-        "udp:300 answered: {answer:?}"
+    let unused = answers(&pair, 101, 301);
+    assert_eq!(
+        unused,
+        (
+            Err(ErrorKind::ConnectionRefused),
+            Err(ErrorKind::ConnectionRefused)
+        ),
+        "unused ports"
     );
-    assert!(pair.try_connect(CLIENT_V4, SERVER_V4, 200, probe).is_none());
-    drop(pair.connect(CLIENT_V4, SERVER_V4, 22, "the probes were the sequence"));
+    let (tcp, _) = answers(&pair, 100, 301);
+    assert_eq!(tcp, unused.0, "tcp:100 answers like an unused port");
+    let (_, udp) = answers(&pair, 200, 300);
+    assert_eq!(udp, unused.1, "udp:300 answers like an unused port");
+    // The probes were counted as knocks all the same.
+    pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
+    drop(pair.connect(CLIENT_V4, SERVER_V4, 22, "the knocks still count"));
+}
+
+/// With `knock_answer = "drop"` knock ports look filtered: a connect times
+/// out, a datagram draws no ICMP port unreachable.
+fn knock_ports_answer_nothing_when_told(mode: Mode) {
+    let pair = NetnsPair::new();
+    let _server = EchoServer::start(&pair, &[22]);
+    let iplock = Iplock::new(&pair);
+    iplock.load(mode, &["--knock", KNOCK, "--knock-answer", "drop"]);
+    let (tcp, _) = answers(&pair, 100, 300);
+    assert!(
+        matches!(tcp, Err(ErrorKind::TimedOut | ErrorKind::WouldBlock)),
+        "tcp:100 answered: {tcp:?}"
+    );
+    let (_, udp) = answers(&pair, 200, 300);
+    assert!(
+        matches!(udp, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "udp:300 answered: {udp:?}"
+    );
 }
