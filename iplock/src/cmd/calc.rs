@@ -70,8 +70,15 @@ pub fn run(args: &CalcArgs) -> Result<()> {
         calc::describe_ms(&calc::expected_ms(&count, ban))
     );
     println!(
-        "               (half the space at one try per {} ban, from one source)",
+        "               (half the space at one try per {} ban, from one source;",
         duration::format(ban)
     );
+    println!("               N sources divide it by N)");
+    // The figure assumes the attacker learns nothing but whether a whole
+    // guess opened the door; each of these settings keeps it so.
+    println!("holds while    knock ports answer like unused ports (knock_answer matches the");
+    println!("               host's firewall), wrong_knock = false (its bans name knock ports),");
+    println!("               closed_door = true (each guess costs a ban), and nobody sees the");
+    println!("               sequence on the wire (it travels in clear; see rotating knocks)");
     Ok(())
 }
