@@ -175,10 +175,15 @@ fn flood_evicts_an_in_progress_knock(mode: Mode) {
 
     // Eight times as many new first-step knockers as the map holds, in
     // rounds: the kernel's LRU evicts in per-CPU batches, not in strict
-    // order, so one round now and then leaves an old entry in place.
+    // order, so one round now and then leaves an old entry in place. A new
+    // entry waits in the local list of the CPU that made it until that CPU
+    // next needs free nodes, so the rounds are sent from every CPU in turn
+    // (a veth runs the receiver's XDP on the sender's CPU).
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let round = 8 * SMALL_MAP;
     let mut sent = 0;
-    for _ in 0..4 {
+    for r in 0..4 * cpus {
+        pin_to_cpu(r % cpus);
         for _ in 0..round {
             inject.knock(spoofed.fresh(&mut rng), 0, &mut rng);
         }
@@ -357,6 +362,23 @@ fn wrong_knock_floods_evict_no_closed_door_ban(mode: Mode) {
         "{flood} wrong-knock bans evicted the closed-door ban"
     );
     pair.assert_dropped(CLIENT_V4, SERVER_V4, 22, "192.0.2.2 is still banned");
+}
+
+/// Moves the calling thread to one CPU.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET and
+    // sched_setaffinity only touch the set this function owns.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let rc = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            rc,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 fn load_small_map(pair: &NetnsPair, dir: &TempDir, mode: Mode) -> Iplock {
