@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use iplock::pin_dir::PinDir;
+use iplock::kernel::pin_dir::PinDir;
 use iplock_common::addr;
 use iplock_common::names::{MAP_BANS, MAP_SOURCES};
 use iplock_common::state::{BAN_MANUAL, BanEntry, SourceState};
@@ -162,8 +162,8 @@ fn status_runs(
     dir: &PinDir,
     dir_arg: &str,
 ) -> Result<(Vec<f64>, usize, u64, u64)> {
-    let mut maps = iplock::maps::Maps::open(dir)?;
-    let now = iplock::clock::boot_ns();
+    let mut maps = iplock::kernel::maps::Maps::open(dir)?;
+    let now = iplock::system::clock::boot_ns();
     let hour = 3_600_000_000_000u64;
     for i in 0..ENTRIES {
         // Distinct /64s, so that every ban is its own entry.

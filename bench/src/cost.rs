@@ -319,7 +319,7 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
     let pass = load_empty(objects::PASS, "bench_pass")?;
     let drop = load_empty(objects::DROP, "bench_drop")?;
     let probes = load_probes()?;
-    let now = iplock::clock::boot_ns();
+    let now = iplock::system::clock::boot_ns();
     let hour = 3_600_000_000_000u64;
     let frames: Vec<Vec<u8>> = PATHS.iter().map(frame).collect::<Result<_>>()?;
     for p in &PATHS {

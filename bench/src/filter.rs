@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result};
 use aya::maps::MapData;
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
-use iplock::maps::Maps;
-use iplock::pin_dir::{Owner, PinDir};
-use iplock::settings::{Settings, SettingsArgs};
+use iplock::config::settings::{Settings, SettingsArgs};
+use iplock::kernel::maps::Maps;
+use iplock::kernel::pin_dir::{Owner, PinDir};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
@@ -49,14 +49,14 @@ impl Unattached {
             .map_max_entries(MAP_SOURCES, s.max_sources)
             .map_max_entries(MAP_BANS, s.max_bans)
             .map_max_entries(MAP_KNOCK_BANS, s.max_knock_bans)
-            .load(iplock::object::OBJECT)
+            .load(iplock::kernel::object::OBJECT)
             .context("loading the iplock object")?;
         let mut maps = Maps::build(|name| {
             ebpf.take_map(name).ok_or_else(|| {
                 iplock::error::Error::Input(format!("the iplock object has no map {name}"))
             })
         })?;
-        iplock::slots::switch(&mut maps, &config, &s.allow)?;
+        iplock::kernel::slots::switch(&mut maps, &config, &s.allow)?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .context("the iplock object has no program")?
@@ -75,7 +75,7 @@ impl Unattached {
     }
 }
 
-/// iplock loaded by `iplock::filter::load` and pinned in its own pin
+/// iplock loaded by `iplock::kernel::filter::load` and pinned in its own pin
 /// directory; unloaded (detached, unpinned) on drop.
 pub struct Pinned {
     pub dir: PinDir,
@@ -90,7 +90,7 @@ impl Pinned {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = PinDir::new(&pin_path(n))?;
         let _owner = dir.own(Owner::Command)?;
-        iplock::filter::load(s, &dir).context("iplock::filter::load")?;
+        iplock::kernel::filter::load(s, &dir).context("iplock::kernel::filter::load")?;
         let maps = Maps::open(&dir)?;
         Ok(Pinned { dir, maps })
     }
@@ -160,7 +160,7 @@ pub fn counters(maps: &Maps) -> Result<[u64; COUNTERS as usize]> {
 pub fn ban(maps: &mut Maps, ip: std::net::IpAddr, prefix_v6: u32, secs: u64) -> Result<()> {
     let key: AddrKey = addr::ban_key(&addr::from_ip(ip), prefix_v6);
     let entry = BanEntry {
-        until_ns: iplock::clock::boot_ns() + secs * 1_000_000_000,
+        until_ns: iplock::system::clock::boot_ns() + secs * 1_000_000_000,
         reason: BAN_MANUAL,
         ..BanEntry::default()
     };

@@ -117,6 +117,15 @@ context_for!(aya::maps::MapError, Map);
 context_for!(aya::programs::ProgramError, Program);
 context_for!(aya::pin::PinError, Pin);
 
+/// The OS reason without the "(os error N)" tail, for one-sentence errors.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_lowercase(),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 use clap::{Parser, Subcommand};
-use iplock::cmd;
+use iplock::cli as cmd;
 
 /// Port knocking in the kernel's XDP fast path: a source that sends the
 /// secret sequence of packets may open new connections to the protected

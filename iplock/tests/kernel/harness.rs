@@ -91,7 +91,7 @@ pub fn load_sized(entries: Option<u32>) -> Ebpf {
             .map_max_entries(names::MAP_KNOCK_BANS, n);
     }
     let mut ebpf = loader
-        .load(iplock::object::OBJECT)
+        .load(iplock::kernel::object::OBJECT)
         .expect("load the eBPF object");
     let prog: &mut Xdp = ebpf
         .program_mut(names::PROGRAM)

@@ -1,0 +1,320 @@
+//! What a loaded filter is doing, read from its pinned maps.
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use iplock_common::addr;
+use iplock_common::config::{
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN,
+};
+use iplock_common::counters::Counter;
+use iplock_common::decide::{knock_deadline, live_progress};
+use iplock_common::state::MODE_NATIVE;
+use serde::Serialize;
+
+use crate::config::cidr::Cidr;
+use crate::config::duration;
+use crate::config::knock::Step;
+use crate::error::{Context as _, Result};
+use crate::kernel::maps::Maps;
+use crate::kernel::pin_dir::PinDir;
+use crate::system::clock::{boot_ns, seconds_left};
+use crate::system::iface;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub pin_dir: String,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub config: ConfigStatus,
+    pub counters: BTreeMap<&'static str, u64>,
+    pub sources: Vec<SourceStatus>,
+    pub bans: Vec<BanStatus>,
+    pub allow: Vec<AllowStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    pub ifindex: u32,
+    pub mode: &'static str,
+    /// False when the interface has gone since the filter was loaded.
+    pub present: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigStatus {
+    pub protect: Vec<u16>,
+    pub knock: Vec<String>,
+    /// Whether the sequence rotates; then `previous_knock` is also accepted.
+    pub rotating: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_knock: Vec<String>,
+    pub open_window: String,
+    pub ban: BanConfigStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BanConfigStatus {
+    pub time: String,
+    pub wrong_knock: bool,
+    pub closed_door: bool,
+    pub trap_ports: Vec<u16>,
+    pub knock_clears_ban: bool,
+    pub ipv6_prefix: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceStatus {
+    pub addr: String,
+    /// `knocking` or `open`.
+    pub state: &'static str,
+    /// Steps completed.
+    pub step: u32,
+    /// Seconds until the door closes (open) or the progress expires (knocking).
+    pub expires_in_s: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BanStatus {
+    pub addr: String,
+    pub reason: &'static str,
+    pub expires_in_s: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AllowStatus {
+    pub cidr: String,
+    /// Seconds until the entry stops matching; absent when permanent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<u64>,
+}
+
+fn steps(steps: &[iplock_common::config::Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| {
+            Step {
+                proto: s.proto,
+                port: s.port,
+                timeout: Some(Duration::from_nanos(s.timeout_ns)),
+            }
+            .to_string()
+        })
+        .collect()
+}
+
+fn config_status(c: &Config) -> ConfigStatus {
+    let dur = |ns: u64| duration::format(Duration::from_nanos(ns));
+    ConfigStatus {
+        protect: c.protect[..c.protect_count as usize].to_vec(),
+        knock: steps(&c.steps[..c.step_count as usize]),
+        rotating: c.seq_id != 0,
+        previous_knock: steps(&c.prev_steps[..c.prev_step_count as usize]),
+        open_window: dur(c.open_window_ns),
+        ban: BanConfigStatus {
+            time: dur(c.ban_time_ns),
+            wrong_knock: c.has_flag(FLAG_BAN_WRONG_KNOCK),
+            closed_door: c.has_flag(FLAG_BAN_CLOSED_DOOR),
+            trap_ports: c.traps[..c.trap_count as usize].to_vec(),
+            knock_clears_ban: c.has_flag(FLAG_KNOCK_CLEARS_BAN),
+            ipv6_prefix: c.ban_prefix_v6,
+        },
+    }
+}
+
+/// Reads the filter pinned in `dir`.
+pub fn read(dir: &PinDir) -> Result<Status> {
+    let maps = Maps::open(dir)?;
+    let cfg = maps.config()?;
+    let now = boot_ns();
+
+    let mut interfaces = Vec::new();
+    for e in maps.interfaces()? {
+        let name = iface::from_fixed(&e.name);
+        interfaces.push(InterfaceStatus {
+            present: iface::index(&name) == Some(e.ifindex),
+            mode: if e.mode == MODE_NATIVE {
+                "native"
+            } else {
+                "skb"
+            },
+            ifindex: e.ifindex,
+            name,
+        });
+    }
+
+    let mut counters = BTreeMap::new();
+    for c in Counter::ALL {
+        let per_cpu = maps
+            .counters
+            .get(&(c as u32), 0)
+            .context(|| "reading the counters".into())?;
+        counters.insert(c.name(), per_cpu.iter().sum());
+    }
+
+    Ok(Status {
+        pin_dir: dir.path().display().to_string(),
+        interfaces,
+        config: config_status(&cfg),
+        counters,
+        sources: source_list(&maps, &cfg, now)?,
+        bans: ban_list(&maps, now)?,
+        allow: allow_list(&maps, now)?,
+    })
+}
+
+/// Sources knocking or open at `now`, sorted by address.
+pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStatus>> {
+    let mut sources = Vec::new();
+    for kv in maps.sources.iter() {
+        let (key, s) = kv.context(|| "reading the source map".into())?;
+        let (state, until) = if s.open_until_ns > now {
+            ("open", s.open_until_ns)
+        } else {
+            let progress = live_progress(&s, cfg, now);
+            match cfg.sequence(s.seq) {
+                Some(seq) if progress > 0 && progress < seq.count => {
+                    ("knocking", knock_deadline(&s, &seq))
+                }
+                _ => continue,
+            }
+        };
+        sources.push(SourceStatus {
+            addr: addr::to_ip(&key).to_string(),
+            state,
+            step: s.step,
+            expires_in_s: seconds_left(until, now),
+        });
+    }
+    sources.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(sources)
+}
+
+/// Bans in force at `now`, sorted by address.
+pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
+    let mut bans = Vec::new();
+    for kv in maps.ban_maps().into_iter().flat_map(|m| m.iter()) {
+        let (key, b) = kv.context(|| "reading the ban map".into())?;
+        if b.until_ns > now {
+            bans.push(BanStatus {
+                addr: addr::to_ip(&key).to_string(),
+                reason: b.reason_name(),
+                expires_in_s: seconds_left(b.until_ns, now),
+            });
+        }
+    }
+    bans.sort_by(|a, b| a.addr.cmp(&b.addr));
+    Ok(bans)
+}
+
+/// Allow-list entries that match at `now`.
+pub fn allow_list(maps: &Maps, now: u64) -> Result<Vec<AllowStatus>> {
+    let mut allow = Vec::new();
+    for kv in maps.active_allow()?.iter() {
+        let (key, a) = kv.context(|| "reading the allow list".into())?;
+        if a.until_ns != 0 && a.until_ns <= now {
+            continue;
+        }
+        allow.push(AllowStatus {
+            cidr: Cidr::from_key(&key).to_string(),
+            expires_in_s: (a.until_ns != 0).then(|| seconds_left(a.until_ns, now)),
+        });
+    }
+    Ok(allow)
+}
+
+impl fmt::Display for SourceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<40} {:<9} step {}  {}s left",
+            self.addr, self.state, self.step, self.expires_in_s
+        )
+    }
+}
+
+impl fmt::Display for BanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<40} {:<12} {}s left",
+            self.addr, self.reason, self.expires_in_s
+        )
+    }
+}
+
+impl fmt::Display for AllowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.expires_in_s {
+            Some(s) => write!(f, "{}  {s}s left", self.cidr),
+            None => write!(f, "{}", self.cidr),
+        }
+    }
+}
+
+impl Status {
+    /// The status as a page of text for a terminal.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let c = &self.config;
+        let _ = writeln!(o, "iplock filter pinned at {}", self.pin_dir);
+        for i in &self.interfaces {
+            let gone = if i.present {
+                ""
+            } else {
+                "  MISSING: the interface is gone"
+            };
+            let _ = writeln!(o, "  interface {} ({} mode){gone}", i.name, i.mode);
+        }
+        let ports = |v: &[u16]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+            }
+        };
+        let _ = writeln!(o, "  protected tcp ports: {}", ports(&c.protect));
+        if c.rotating {
+            let _ = writeln!(
+                o,
+                "  knock sequence: {} (rotating; the previous period's {} is accepted too)",
+                c.knock.join(","),
+                c.previous_knock.join(",")
+            );
+        } else {
+            let _ = writeln!(o, "  knock sequence: {}", c.knock.join(","));
+        }
+        let _ = writeln!(o, "  open window: {}", c.open_window);
+        let b = &c.ban;
+        let on = |x: bool| if x { "yes" } else { "no" };
+        let _ = writeln!(
+            o,
+            "  ban: {} (wrong knock: {}, closed door: {}, trap ports: {}, knock clears ban: {}, IPv6 /{})",
+            b.time,
+            on(b.wrong_knock),
+            on(b.closed_door),
+            ports(&b.trap_ports),
+            on(b.knock_clears_ban),
+            b.ipv6_prefix
+        );
+        let _ = writeln!(o, "counters:");
+        for c in Counter::ALL {
+            let n = self.counters.get(c.name()).copied().unwrap_or(0);
+            let _ = writeln!(o, "  {:<16} {n}", c.name());
+        }
+        let _ = writeln!(o, "sources ({}):", self.sources.len());
+        for s in &self.sources {
+            let _ = writeln!(o, "  {s}");
+        }
+        let _ = writeln!(o, "bans ({}):", self.bans.len());
+        for b in &self.bans {
+            let _ = writeln!(o, "  {b}");
+        }
+        let _ = writeln!(o, "allow ({}):", self.allow.len());
+        for a in &self.allow {
+            let _ = writeln!(o, "  {a}");
+        }
+        o
+    }
+}
