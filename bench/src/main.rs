@@ -201,13 +201,10 @@ fn main() -> Result<()> {
 fn record(json: &std::path::Path, md: &std::path::Path, e: &eviction::Eviction) -> Result<()> {
     let text =
         std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
-    let mut all: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
-    all.as_object_mut()
-        .with_context(|| format!("{} is not a JSON object", json.display()))?
-        .insert("eviction".into(), serde_json::to_value(e)?);
-    std::fs::write(json, serde_json::to_string_pretty(&all)? + "\n")
-        .with_context(|| format!("writing {}", json.display()))?;
+    // Where a full run puts it: after `control`, before `targets`.
+    let new = report::with_json_key(&text, "eviction", &serde_json::to_value(e)?, "targets")
+        .with_context(|| format!("editing {}", json.display()))?;
+    std::fs::write(json, new).with_context(|| format!("writing {}", json.display()))?;
     let old = std::fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;
     let new = report::with_eviction_section(&old, e).with_context(|| {
         format!(

@@ -440,6 +440,75 @@ fn fill_eviction(text: &str, e: &Eviction) -> String {
         .replace("{{eviction_table}}", &eviction_table(e))
 }
 
+/// `json` (results.json as `serde_json::to_string_pretty` wrote it) with
+/// its top-level `key` set to `value`: replaced where it is, else put before
+/// the key `before` (else last). The text is edited, not re-serialised, so
+/// the other keys keep their order and their diff stays empty; the result
+/// is checked to parse to the old object with only `key` changed.
+pub fn with_json_key(
+    json: &str,
+    key: &str,
+    value: &serde_json::Value,
+    before: &str,
+) -> anyhow::Result<String> {
+    use anyhow::{Context as _, ensure};
+    let old: serde_json::Value = serde_json::from_str(json).context("parsing results.json")?;
+    let lines: Vec<&str> = json.trim_end().lines().collect();
+    ensure!(
+        old.is_object() && lines.len() >= 2 && lines[0] == "{" && lines[lines.len() - 1] == "}",
+        "results.json is not a pretty-printed JSON object"
+    );
+    // Top-level entries start with a key indented by exactly two spaces.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in &lines[1..lines.len() - 1] {
+        if let Some(rest) = line
+            .strip_prefix("  \"")
+            .filter(|_| !line.starts_with("   "))
+        {
+            let name = rest.split('"').next().unwrap_or_default().to_string();
+            entries.push((name, line.to_string()));
+        } else {
+            let last = entries
+                .last_mut()
+                .context("results.json has text before its first key")?;
+            last.1.push('\n');
+            last.1.push_str(line);
+        }
+    }
+    for e in &mut entries {
+        if e.1.ends_with(',') {
+            e.1.pop();
+        }
+    }
+    let text = format!(
+        "  {}: {}",
+        serde_json::to_string(key)?,
+        serde_json::to_string_pretty(value)?.replace('\n', "\n  ")
+    );
+    match entries.iter().position(|e| e.0 == key) {
+        Some(i) => entries[i].1 = text,
+        None => {
+            let at = entries
+                .iter()
+                .position(|e| e.0 == before)
+                .unwrap_or(entries.len());
+            entries.insert(at, (key.to_string(), text));
+        }
+    }
+    let body: Vec<String> = entries.into_iter().map(|e| e.1).collect();
+    let out = format!("{{\n{}\n}}\n", body.join(",\n"));
+    let mut want = old;
+    want.as_object_mut()
+        .expect("checked above")
+        .insert(key.to_string(), value.clone());
+    let got: serde_json::Value = serde_json::from_str(&out).context("re-parsing results.json")?;
+    ensure!(
+        got == want,
+        "editing results.json changed more than `{key}`"
+    );
+    Ok(out)
+}
+
 /// The heading that starts section 5 in the template and BENCHMARKS.md.
 const EVICTION_HEADING: &str = "## 5. Ban eviction";
 
@@ -525,6 +594,19 @@ mod tests {
             cpu: None,
             scenarios: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_json_key_is_inserted_then_replaced_in_place() {
+        let old = serde_json::json!({"a": {"x": [1, 2]}, "targets": [], "z": "s\n"});
+        let text = serde_json::to_string_pretty(&old).unwrap() + "\n";
+        let one = with_json_key(&text, "e", &serde_json::json!({"k": [3]}), "targets").unwrap();
+        assert!(one.find("\"e\"").unwrap() < one.find("\"targets\"").unwrap());
+        assert!(one.starts_with(&text[..text.find("\"targets\"").unwrap()]));
+        let two = with_json_key(&one, "e", &serde_json::json!(7), "targets").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&two).unwrap();
+        assert_eq!(v["e"], 7);
+        assert_eq!(two.replace("  \"e\": 7,\n", ""), text);
     }
 
     #[test]
