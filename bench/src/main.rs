@@ -202,7 +202,7 @@ fn record(json: &std::path::Path, md: &std::path::Path, e: &eviction::Eviction) 
     let text =
         std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
     // Where a full run puts it: after `control`, before `targets`.
-    let new = report::with_json_key(&text, "eviction", &serde_json::to_value(e)?, "targets")
+    let new = report::with_json_key(&text, "eviction", e, "targets")
         .with_context(|| format!("editing {}", json.display()))?;
     std::fs::write(json, new).with_context(|| format!("writing {}", json.display()))?;
     let old = std::fs::read_to_string(md).with_context(|| format!("reading {}", md.display()))?;

@@ -448,10 +448,13 @@ fn fill_eviction(text: &str, e: &Eviction) -> String {
 pub fn with_json_key(
     json: &str,
     key: &str,
-    value: &serde_json::Value,
+    value: &impl Serialize,
     before: &str,
 ) -> anyhow::Result<String> {
     use anyhow::{Context as _, ensure};
+    // Serialised from the value itself, so that its fields keep their order.
+    let pretty = serde_json::to_string_pretty(value)?;
+    let value = serde_json::to_value(value)?;
     let old: serde_json::Value = serde_json::from_str(json).context("parsing results.json")?;
     let lines: Vec<&str> = json.trim_end().lines().collect();
     ensure!(
@@ -483,7 +486,7 @@ pub fn with_json_key(
     let text = format!(
         "  {}: {}",
         serde_json::to_string(key)?,
-        serde_json::to_string_pretty(value)?.replace('\n', "\n  ")
+        pretty.replace('\n', "\n  ")
     );
     match entries.iter().position(|e| e.0 == key) {
         Some(i) => entries[i].1 = text,
@@ -500,7 +503,7 @@ pub fn with_json_key(
     let mut want = old;
     want.as_object_mut()
         .expect("checked above")
-        .insert(key.to_string(), value.clone());
+        .insert(key.to_string(), value);
     let got: serde_json::Value = serde_json::from_str(&out).context("re-parsing results.json")?;
     ensure!(
         got == want,
