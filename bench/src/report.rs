@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::control::Control;
 use crate::cost::Costs;
+use crate::eviction::Eviction;
 use crate::machine::Machine;
 use crate::pressure::Pressure;
 use crate::throughput::{Flow, FlowResult};
@@ -47,6 +48,7 @@ pub struct Results {
     pub ratios: Vec<Ratio>,
     pub pressure: Option<Pressure>,
     pub control: Option<Control>,
+    pub eviction: Option<Eviction>,
     pub targets: Vec<Target>,
 }
 
@@ -61,6 +63,7 @@ impl Results {
         throughput: Option<Vec<FlowResult>>,
         pressure: Option<Pressure>,
         control: Option<Control>,
+        eviction: Option<Eviction>,
     ) -> Results {
         let ratios = throughput.as_deref().map_or_else(Vec::new, ratios);
         let targets = targets(cost.as_ref(), &ratios);
@@ -77,6 +80,7 @@ impl Results {
             ratios,
             pressure,
             control,
+            eviction,
             targets,
         }
     }
@@ -86,9 +90,21 @@ impl Results {
         (self.cost.is_some()
             && self.throughput.is_some()
             && self.pressure.is_some()
-            && self.control.is_some())
+            && self.control.is_some()
+            && self.eviction.is_some())
         .then_some(self)
     }
+}
+
+/// When and at which commit a part ran, on `machine` (its description),
+/// and how busy the machine was.
+pub fn run_stamp(machine: &str) -> String {
+    format!(
+        "{} at commit {} on {machine}, load average {}",
+        shell(&["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        commit(),
+        crate::machine::loadavg()
+    )
 }
 
 fn shell(args: &[&str]) -> String {
@@ -367,6 +383,160 @@ pub fn control_table(c: &Control) -> String {
     )
 }
 
+pub fn eviction_table(e: &Eviction) -> String {
+    let mut s = String::from(
+        "| shows | flood, a new /64 per packet | its bans land in | ban to evict (made by the program) | packets to evict it | attacker's next packet after the flood, per trial | entries after the last trial's flood: IPLOCK_BANS / IPLOCK_KNOCK_BANS |\n|---|---|---|---|---|---|---|\n",
+    );
+    for sc in &e.scenarios {
+        let packets = match &sc.evicted_after_packets {
+            Some(p) if sc.evicted_trials == sc.trials.len() => format!("**{}**", p.show(0)),
+            Some(p) => format!(
+                "{} in {} of {} trials; not evicted within {} packets in the others",
+                p.show(0),
+                sc.evicted_trials,
+                sc.trials.len(),
+                sc.bound_packets
+            ),
+            None => format!(
+                "**not evicted within {} packets** ({} trials)",
+                sc.bound_packets,
+                sc.trials.len()
+            ),
+        };
+        let next: Vec<&str> = sc.trials.iter().map(|t| t.attacker_next_packet).collect();
+        let last = sc.trials.last();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} in {} ({} entries) | {} | {}: {} | {} / {} |",
+            sc.shows,
+            sc.flood,
+            sc.flood_bans_land_in,
+            sc.ban,
+            sc.ban_map,
+            sc.ban_map_entries,
+            packets,
+            sc.probe,
+            next.join(", "),
+            last.map_or(0, |t| t.bans_entries),
+            last.map_or(0, |t| t.knock_bans_entries),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nBan maps: bans = {}, knock_bans = {} entries. The attacker's ban was looked up after every {} flood packets: a count is the first look that found it gone, so the eviction came within the last {} packets counted. Run {}{}.",
+        e.bans_map_entries,
+        e.knock_bans_map_entries,
+        e.batch,
+        e.batch,
+        e.run,
+        e.cpu.map_or(String::new(), |c| format!(", on CPU {c}"))
+    );
+    s
+}
+
+/// Fills section 5's placeholders.
+fn fill_eviction(text: &str, e: &Eviction) -> String {
+    text.replace("{{eviction_config}}", e.config.trim_end())
+        .replace("{{eviction_table}}", &eviction_table(e))
+}
+
+/// `json` (results.json as `serde_json::to_string_pretty` wrote it) with
+/// its top-level `key` set to `value`: replaced where it is, else put before
+/// the key `before` (else last). The text is edited, not re-serialised, so
+/// the other keys keep their order and their diff stays empty; the result
+/// is checked to parse to the old object with only `key` changed.
+pub fn with_json_key(
+    json: &str,
+    key: &str,
+    value: &impl Serialize,
+    before: &str,
+) -> anyhow::Result<String> {
+    use anyhow::{Context as _, ensure};
+    // Serialised from the value itself, so that its fields keep their order.
+    let pretty = serde_json::to_string_pretty(value)?;
+    let value = serde_json::to_value(value)?;
+    let old: serde_json::Value = serde_json::from_str(json).context("parsing results.json")?;
+    let lines: Vec<&str> = json.trim_end().lines().collect();
+    ensure!(
+        old.is_object() && lines.len() >= 2 && lines[0] == "{" && lines[lines.len() - 1] == "}",
+        "results.json is not a pretty-printed JSON object"
+    );
+    // Top-level entries start with a key indented by exactly two spaces.
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in &lines[1..lines.len() - 1] {
+        if let Some(rest) = line
+            .strip_prefix("  \"")
+            .filter(|_| !line.starts_with("   "))
+        {
+            let name = rest.split('"').next().unwrap_or_default().to_string();
+            entries.push((name, line.to_string()));
+        } else {
+            let last = entries
+                .last_mut()
+                .context("results.json has text before its first key")?;
+            last.1.push('\n');
+            last.1.push_str(line);
+        }
+    }
+    for e in &mut entries {
+        if e.1.ends_with(',') {
+            e.1.pop();
+        }
+    }
+    let text = format!(
+        "  {}: {}",
+        serde_json::to_string(key)?,
+        pretty.replace('\n', "\n  ")
+    );
+    match entries.iter().position(|e| e.0 == key) {
+        Some(i) => entries[i].1 = text,
+        None => {
+            let at = entries
+                .iter()
+                .position(|e| e.0 == before)
+                .unwrap_or(entries.len());
+            entries.insert(at, (key.to_string(), text));
+        }
+    }
+    let body: Vec<String> = entries.into_iter().map(|e| e.1).collect();
+    let out = format!("{{\n{}\n}}\n", body.join(",\n"));
+    let mut want = old;
+    want.as_object_mut()
+        .expect("checked above")
+        .insert(key.to_string(), value);
+    let got: serde_json::Value = serde_json::from_str(&out).context("re-parsing results.json")?;
+    ensure!(
+        got == want,
+        "editing results.json changed more than `{key}`"
+    );
+    Ok(out)
+}
+
+/// The heading that starts section 5 in the template and BENCHMARKS.md.
+const EVICTION_HEADING: &str = "## 5. Ban eviction";
+
+/// The lines of `text` from the one starting with `heading` up to the next
+/// `## ` heading: (start, end) byte offsets.
+fn section(text: &str, heading: &str) -> Option<(usize, usize)> {
+    let start = text.find(&format!("\n{heading}"))? + 1;
+    let end = text[start + 1..]
+        .find("\n## ")
+        .map_or(text.len(), |i| start + 1 + i + 1);
+    Some((start, end))
+}
+
+/// `md` (BENCHMARKS.md) with section 5 re-generated from this run's figures
+/// and the rest left as it was; the section goes before the caveats if
+/// `md` has none yet.
+pub fn with_eviction_section(md: &str, e: &Eviction) -> Option<String> {
+    let template = include_str!("../BENCHMARKS.template.md");
+    let (ts, te) = section(template, EVICTION_HEADING)?;
+    let new = fill_eviction(&template[ts..te], e);
+    let (ms, me) =
+        section(md, EVICTION_HEADING).or_else(|| section(md, "## Caveats").map(|(s, _)| (s, s)))?;
+    Some(format!("{}{new}{}", &md[..ms], &md[me..]))
+}
+
 pub fn targets_table(targets: &[Target]) -> String {
     let mut s =
         String::from("| target | wanted | measured (median, min–max) | met |\n|---|---|---|---|\n");
@@ -389,6 +559,7 @@ pub fn markdown(r: &Results) -> String {
     let flows = r.throughput.as_deref().expect("complete results");
     let pressure = r.pressure.as_ref().expect("complete results");
     let control = r.control.as_ref().expect("complete results");
+    let eviction = r.eviction.as_ref().expect("complete results");
     let machine = format!(
         "{} — run {} at commit {}, {:.0} s; load average {} at the start, {} at the end",
         r.machine.describe(),
@@ -398,7 +569,7 @@ pub fn markdown(r: &Results) -> String {
         r.loadavg_at_start,
         r.loadavg_at_end
     );
-    include_str!("../BENCHMARKS.template.md")
+    let md = include_str!("../BENCHMARKS.template.md")
         .replace("{{machine}}", &machine)
         .replace("{{targets}}", &targets_table(&r.targets))
         .replace("{{cost_config}}", cost.config.trim_end())
@@ -408,5 +579,54 @@ pub fn markdown(r: &Results) -> String {
         .replace("{{ratio_table}}", &ratio_table(&r.ratios))
         .replace("{{pressure_config}}", pressure.config.trim_end())
         .replace("{{pressure_table}}", &pressure_table(pressure))
-        .replace("{{control_table}}", &control_table(control))
+        .replace("{{control_table}}", &control_table(control));
+    fill_eviction(&md, eviction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eviction() -> Eviction {
+        Eviction {
+            run: "R".into(),
+            config: "C".into(),
+            bans_map_entries: 1,
+            knock_bans_map_entries: 2,
+            batch: 3,
+            cpu: None,
+            scenarios: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_json_key_is_inserted_then_replaced_in_place() {
+        let old = serde_json::json!({"a": {"x": [1, 2]}, "targets": [], "z": "s\n"});
+        let text = serde_json::to_string_pretty(&old).unwrap() + "\n";
+        let one = with_json_key(&text, "e", &serde_json::json!({"k": [3]}), "targets").unwrap();
+        assert!(one.find("\"e\"").unwrap() < one.find("\"targets\"").unwrap());
+        assert!(one.starts_with(&text[..text.find("\"targets\"").unwrap()]));
+        let two = with_json_key(&one, "e", &serde_json::json!(7), "targets").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&two).unwrap();
+        assert_eq!(v["e"], 7);
+        assert_eq!(two.replace("  \"e\": 7,\n", ""), text);
+    }
+
+    #[test]
+    fn the_eviction_section_goes_before_the_caveats_then_is_replaced() {
+        let md = "# t\n## 4. Control plane\nkept\n## Caveats\n- c\n";
+        let once = with_eviction_section(md, &eviction()).unwrap();
+        let (five, caveats) = (
+            once.find("\n## 5. Ban eviction").unwrap(),
+            once.find("\n## Caveats").unwrap(),
+        );
+        assert!(once.contains("kept\n") && five < caveats);
+        assert!(once.contains("Run R.") && !once.contains("{{"));
+        let mut other = eviction();
+        other.run = "S".into();
+        let twice = with_eviction_section(&once, &other).unwrap();
+        assert_eq!(twice.matches("## 5. Ban eviction").count(), 1);
+        assert!(twice.contains("Run S.") && !twice.contains("Run R."));
+        assert!(twice.ends_with("## Caveats\n- c\n"));
+    }
 }
