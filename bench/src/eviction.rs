@@ -66,7 +66,7 @@ impl Which {
         }
     }
 
-    fn map(self, maps: &iplock::maps::Maps) -> &HashMap<MapData, AddrKey, BanEntry> {
+    fn map(self, maps: &iplock::kernel::maps::Maps) -> &HashMap<MapData, AddrKey, BanEntry> {
         match self {
             Which::Bans => &maps.bans,
             Which::KnockBans => &maps.knock_bans,
