@@ -309,4 +309,3 @@ fn in_place_writes_can_mix() {
         "the race did not happen: {r:?}"
     );
 }
-

@@ -60,7 +60,7 @@ fn config(dir: &TempDir, name: &str, allow: &[String]) -> String {
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    let path = dir.write(name, &format!("{NO_BANS}allow = [{list}]\n"));
+    let path = dir.write(name, &format!("allow = [{list}]\n{NO_BANS}"));
     path.to_str().expect("temp paths are UTF-8").to_string()
 }
 
@@ -146,12 +146,7 @@ fn a_reload_that_overflows_the_allow_list_changes_nothing() {
         before,
         "the old allow list stays whole, config and run-time entries"
     );
-    drop(pair.connect(
-        OTHER_V4,
-        SERVER_V4,
-        22,
-        "192.0.2.3 is still allow-listed",
-    ));
+    drop(pair.connect(OTHER_V4, SERVER_V4, 22, "192.0.2.3 is still allow-listed"));
     does_not_open(&pair, KNOCK_B, "the refused reload's sequence");
     opens(&pair, KNOCK, "the old sequence still opens the door");
 }
@@ -218,7 +213,14 @@ fn reloads_keep_run_time_allow_entries_until_deleted() {
     let no_bans = dir.config_file(NO_BANS);
     let runtime = host(OTHER_V4);
     let run = |sub: &str, knock: &str, allow: &str| {
-        let extra = ["--config", no_bans.as_str(), "--knock", knock, "--allow", allow];
+        let extra = [
+            "--config",
+            no_bans.as_str(),
+            "--knock",
+            knock,
+            "--allow",
+            allow,
+        ];
         iplock.run_ok(sub, &iplock.settings(MODE, &extra));
     };
 
@@ -276,7 +278,11 @@ fn secret(dir: &TempDir) -> PathBuf {
         Command::new(binary()).args(["secret", "new"]),
         Duration::from_secs(10),
     );
-    assert!(out.status.success(), "iplock secret new: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "iplock secret new: {}",
+        describe(&out)
+    );
     let path = dir.path().join("secret");
     OpenOptions::new()
         .create_new(true)
