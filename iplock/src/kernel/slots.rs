@@ -6,6 +6,7 @@
 //! force between changes, so run-time allow entries go to both.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aya::maps::lpm_trie::Key;
 use iplock_common::addr::AddrKey;
@@ -19,6 +20,9 @@ use crate::kernel::maps::{AllowMap, Maps};
 
 /// An allow list as the maps hold it, by (prefix length, address).
 type Entries = BTreeMap<(u32, AddrKey), AllowEntry>;
+
+/// Longer than any packet takes to decide on the slot it read.
+const IN_FLIGHT: Duration = Duration::from_millis(5);
 
 /// A slot written and not yet in force.
 #[must_use = "a staged configuration does nothing until it is activated"]
@@ -69,8 +73,11 @@ impl Staged {
     }
 
     /// Once the change stands: the slot now out of force mirrors the one
-    /// in force again.
+    /// in force again. It waits first for packets still deciding on the
+    /// old slot: XDP runs with preemption off, so a packet that read the
+    /// old index is done within microseconds, far inside the wait.
     pub fn settle(self, maps: &mut Maps) -> Result<()> {
+        std::thread::sleep(IN_FLIGHT);
         let want = entries(maps.allow(self.slot))?;
         sync(maps.allow_mut(self.previous), &want)
     }
