@@ -117,7 +117,7 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     }
     let now = clock.now();
     let look = clock.look;
-    if matches!(look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now) {
+    if allowed(look, now) {
         return Decision::new(Verdict::Pass, Counter::Allowed);
     }
     let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && role == PortRole::Knock;
@@ -155,12 +155,18 @@ fn elsewhere<L: Lookup>(pkt: &Packet, cfg: &Config, clock: &mut Clock<'_, L>) ->
     };
     // An allow-listed source never gets state (asked last: it is rare to
     // find one in the middle of a sequence).
-    if matches!(clock.look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now) {
+    if allowed(clock.look, now) {
         return d;
     }
     d.source = Some(reset);
     d.counter = Counter::KnockReset;
     d
+}
+
+/// Whether an allow-list entry covers the source at `now` (0: forever).
+#[inline(always)]
+fn allowed<L: Lookup>(look: &mut L, now: u64) -> bool {
+    matches!(look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now)
 }
 
 /// The state to write when a source in the middle of a sequence does
