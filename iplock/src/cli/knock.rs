@@ -73,9 +73,11 @@ fn parse_port_arg(s: &str) -> std::result::Result<u16, String> {
     knock::parse_port(s, "port").map_err(|e| e.to_string())
 }
 
-/// The steps to send; for a rotating knock also the parameters that drew
-/// them and the period index, which a failure reports.
-fn sequence(args: &KnockArgs) -> Result<(Vec<Step>, Option<(Params, u64)>)> {
+/// A rotating knock's parameters and period index, which a failure reports.
+type Rotating = (Params, u64);
+
+/// The steps to send, and what drew them if they rotate.
+fn sequence(args: &KnockArgs) -> Result<(Vec<Step>, Option<Rotating>)> {
     let now = args.unix_time.unwrap_or_else(rotate::unix_now);
     let (steps, rotating) = match (&args.sequence, &args.config, &args.secret_file) {
         (Some(s), None, None) => (knock::parse_sequence(s)?, None),

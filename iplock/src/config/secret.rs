@@ -269,6 +269,13 @@ mod tests {
         assert!(err.to_string().contains("readable by others"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read(&path).unwrap().secret, [0; 32]);
+        // A file of another user is that user's to read too.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = read(&path).unwrap_err().to_string();
+            assert!(err.contains("belongs to uid 65534"), "{err}");
+        }
         std::fs::remove_file(path).unwrap();
     }
 }

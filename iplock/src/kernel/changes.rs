@@ -85,7 +85,8 @@ pub fn of_reload(settings: &Settings, dir: &PinDir) -> Result<Changes> {
 /// The settings in which `after` differs from `before`, in the order of
 /// the config file.
 fn differences(before: &Config, after: &Config) -> Vec<Change> {
-    let fields: [(&'static str, fn(&Config) -> String); 10] = [
+    type Show = fn(&Config) -> String;
+    let fields: [(&'static str, Show); 10] = [
         ("knock", |c| {
             let steps = status::steps(&c.steps[..c.step_count as usize]).join(",");
             if c.seq_id == 0 {
