@@ -142,7 +142,7 @@ fn check_of_valid_settings_exits_0_loads_nothing_and_needs_no_root() {
             pair.server_if
         )) && line.contains("knock tcp:1000,udp:3000/20s,tcp:2000")
             && line.contains("trap ports 23")
-            && line.contains("1 allow entries"),
+            && line.contains("allow entries 1"),
         "{line}"
     );
     assert!(!iplock.pin_dir().exists(), "check pinned nothing");

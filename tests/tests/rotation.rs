@@ -641,13 +641,14 @@ fn a_client_with_only_the_secret_file_opens_a_filter_of_20s_periods() {
         secret.display()
     ));
     let iplock = Iplock::new(&pair);
-    let daemon = Daemon::start(&iplock, &["--config", &config], "info");
-    // Knock well inside a period: away from the boundary, where the filter
-    // switches sequences two seconds early.
+    // Start and knock early in one period, far from the boundary where the
+    // filter switches sequences two seconds early: `iplock run` rotates
+    // only at the next boundary if one falls between its load and its loop.
     let into = unix_now() % LONG;
-    if !(1..=14).contains(&into) {
+    if !(1..=6).contains(&into) {
         sleep(Duration::from_secs((LONG + 1 - into) % LONG));
     }
+    let daemon = Daemon::start(&iplock, &["--config", &config], "info");
     let out = iplock_knock(
         &pair,
         &[

@@ -88,7 +88,7 @@ fn summary(s: &Settings) -> String {
             .join(",")
     };
     format!(
-        "interfaces {}, knock {knock}, protect {}, trap ports {}, {} allow entries",
+        "interfaces {}, knock {knock}, protect {}, trap ports {}, allow entries {}",
         s.interfaces.join(","),
         list(&s.protect),
         if s.ban.trap_ports.is_empty() {
