@@ -23,6 +23,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Apply changed settings to the running filter, keeping its state.
     Reload(cmd::reload::ReloadArgs),
+    /// Validate settings as load does, touching nothing; optionally say what a reload would change.
+    Check(cmd::check::CheckArgs),
     /// Change the allow list of the running filter.
     Allow(cmd::allow::AllowArgs),
     /// Ban or unban sources in the running filter.
@@ -46,6 +48,7 @@ fn main() {
         Command::Unload(a) => cmd::unload::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Reload(a) => cmd::reload::run(a),
+        Command::Check(a) => cmd::check::run(a),
         Command::Allow(a) => cmd::allow::run(a),
         Command::Ban(a) => cmd::ban::run(a),
         Command::Knock(a) => cmd::knock::run(a),

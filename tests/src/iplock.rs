@@ -35,8 +35,13 @@ pub struct Iplock {
 
 impl Iplock {
     pub fn new(pair: &NetnsPair) -> Iplock {
+        Iplock::with_binary(pair, binary())
+    }
+
+    /// [`Iplock::new`] running `bin` (an installed iplock, say).
+    pub fn with_binary(pair: &NetnsPair, bin: PathBuf) -> Iplock {
         Iplock {
-            bin: binary(),
+            bin,
             netns: pair.server.clone(),
             iface: pair.server_if.clone(),
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/iplock-test-{}", unique_id())),

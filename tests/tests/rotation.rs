@@ -53,10 +53,10 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// `iplock secret new > F` exactly as an operator types it, into a file
-/// that already exists with mode 644, so the test does not depend on the
-/// umask to see the mode change.
-fn new_secret(dir: &TempDir, name: &str) -> PathBuf {
+/// `iplock secret new FLAGS > F` exactly as an operator types it, into a
+/// file that already exists with mode 644, so the test does not depend on
+/// the umask to see the mode change.
+fn new_secret(dir: &TempDir, name: &str, flags: &[&str]) -> PathBuf {
     let path = dir.path().join(name);
     OpenOptions::new()
         .create(true)
@@ -69,9 +69,10 @@ fn new_secret(dir: &TempDir, name: &str) -> PathBuf {
     let out = run_bounded(
         Command::new("sh")
             .arg("-c")
-            .arg("exec \"$0\" secret new > \"$1\"")
+            .arg("f=$1; shift; exec \"$0\" secret new \"$@\" > \"$f\"")
             .arg(binary())
-            .arg(&path),
+            .arg(&path)
+            .args(flags),
         Duration::from_secs(10),
     );
     assert!(
@@ -116,9 +117,22 @@ struct Rig {
     /// The secret file the config names.
     secret: PathBuf,
     config: String,
-    /// How the client must be told the rotation (besides the secret).
+    /// How the client must be told the rotation besides the secret file:
+    /// nothing for a file `iplock secret new` made, flags for a bare-hex one.
     rotation_args: Vec<String>,
+    /// The `iplock secret new` flags of this rotation.
+    secret_flags: Vec<String>,
     dir: TempDir,
+}
+
+/// The 64 hex digits of a secret file, as earlier versions wrote it alone.
+fn bare_hex(secret: &Path) -> String {
+    let text = std::fs::read_to_string(secret).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("secret = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no secret in {text:?}"))
+        .to_string()
 }
 
 impl Rig {
@@ -126,8 +140,30 @@ impl Rig {
     /// can try again from the same source and a failure means only that
     /// the door stayed shut.
     fn start(steps: usize, udp: bool) -> Rig {
+        Rig::start_with(steps, udp, false)
+    }
+
+    /// [`Rig::start`]; with `bare`, the secret file holds the hex alone,
+    /// as earlier versions wrote it, and the client gives the rotation's flags.
+    fn start_with(steps: usize, udp: bool, bare: bool) -> Rig {
         let dir = TempDir::new();
-        let secret = new_secret(&dir, "secret");
+        let mut secret_flags = vec![
+            "--period".to_string(),
+            PERIOD_ARG.to_string(),
+            "--steps".to_string(),
+            steps.to_string(),
+        ];
+        if udp {
+            secret_flags.push("--udp".to_string());
+        }
+        let flags: Vec<&str> = secret_flags.iter().map(String::as_str).collect();
+        let secret = new_secret(&dir, "secret", &flags);
+        let rotation_args = if bare {
+            std::fs::write(&secret, format!("{}\n", bare_hex(&secret))).unwrap();
+            secret_flags.clone()
+        } else {
+            Vec::new()
+        };
         let pair = NetnsPair::new();
         let server = EchoServer::start(&pair, &[22]);
         let config = dir.config_file(&format!(
@@ -141,15 +177,6 @@ impl Rig {
         // Rotations are logged at debug: the log then tells when each new
         // sequence reached the filter.
         let daemon = Daemon::start(&iplock, &["--config", &config], "info,iplock=debug");
-        let mut rotation_args = vec![
-            "--period".to_string(),
-            PERIOD_ARG.to_string(),
-            "--steps".to_string(),
-            steps.to_string(),
-        ];
-        if udp {
-            rotation_args.push("--udp".to_string());
-        }
         Rig {
             daemon,
             iplock,
@@ -158,8 +185,15 @@ impl Rig {
             secret,
             config,
             rotation_args,
+            secret_flags,
             dir,
         }
+    }
+
+    /// Another secret for this rig's rotation.
+    fn new_secret(&self, name: &str) -> PathBuf {
+        let flags: Vec<&str> = self.secret_flags.iter().map(String::as_str).collect();
+        new_secret(&self.dir, name, &flags)
     }
 
     fn config(&self) -> &str {
@@ -428,7 +462,7 @@ fn a_new_secret_counts_from_the_reload_on() {
         return;
     }
     let rig = Rig::start(3, false);
-    let new = new_secret(&rig.dir, "secret.new");
+    let new = rig.new_secret("secret.new");
     let index = rig.wait_period(&rig.secret, 0, Duration::from_secs(2));
     rig.knock_opens(&[], "the old secret before the change");
     let old_next = rig.derive(&rig.secret, index + 1);
@@ -473,7 +507,7 @@ fn a_new_secret_opens_even_in_the_period_the_old_one_was_used() {
     // A leaked secret is replaced at once, maybe right after an intruder
     // used it: the new secret must open the door in that same period.
     let rig = Rig::start(3, false);
-    let new = new_secret(&rig.dir, "secret.new");
+    let new = rig.new_secret("secret.new");
     let index = rig.wait_period(&rig.secret, 0, Duration::from_secs(3));
     rig.knock_opens(&[], "the old secret before the change");
     std::fs::rename(&new, &rig.secret).unwrap();
@@ -497,22 +531,31 @@ fn secret_files_are_private_and_readable_ones_are_refused() {
         return;
     }
     let dir = TempDir::new();
-    let secret = new_secret(&dir, "secret");
+    let secret = new_secret(&dir, "secret", &["--period", PERIOD_ARG]);
     assert_eq!(
         mode_of(&secret),
         0o600,
         "iplock secret new > F must chmod F"
     );
     let text = std::fs::read_to_string(&secret).unwrap();
-    let hex = text.strip_suffix('\n').unwrap_or(&text);
+    for line in [
+        "version = 1",
+        "period = \"6s\"",
+        "steps = 3",
+        "udp = false",
+        "exclude = [22]",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in {text:?}");
+    }
+    let hex = bare_hex(&secret);
     assert_eq!(hex.len(), 64, "{text:?}");
     assert!(
         hex.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
         "{text:?}"
     );
-    let other = new_secret(&dir, "other");
-    assert_ne!(std::fs::read_to_string(&other).unwrap(), text);
+    let other = new_secret(&dir, "other", &["--period", PERIOD_ARG]);
+    assert_ne!(bare_hex(&other), hex);
 
     let pair = NetnsPair::new();
     let iplock = Iplock::new(&pair);
@@ -564,4 +607,180 @@ fn secret_files_are_private_and_readable_ones_are_refused() {
     assert_refused("iplock load with rotate", &out, "iplock run");
     assert!(!iplock.pin_dir().exists(), "iplock load pinned nothing");
     assert!(!pair.server_has_xdp(), "iplock load attached nothing");
+}
+
+/// A client with nothing but the file `iplock secret new` made gets in, on
+/// a filter whose periods are 20 s, with trap ports besides the protected
+/// one: the file carries every parameter.
+#[test]
+fn a_client_with_only_the_secret_file_opens_a_filter_of_20s_periods() {
+    if !require_root() {
+        return;
+    }
+    const LONG: u64 = 20;
+    let dir = TempDir::new();
+    let secret = new_secret(
+        &dir,
+        "secret",
+        &[
+            "--period",
+            "20s",
+            "--steps",
+            "4",
+            "--udp",
+            "--exclude",
+            "22,23,3389",
+        ],
+    );
+    let pair = NetnsPair::new();
+    let _server = EchoServer::start(&pair, &[22]);
+    let config = dir.config_file(&format!(
+        "interfaces = [\"{}\"]\nrotate = {{ secret_file = \"{}\", period = \"20s\", steps = 4, udp = true }}\n\
+         {NO_BANS}trap_ports = [23, 3389]\n",
+        pair.server_if,
+        secret.display()
+    ));
+    let iplock = Iplock::new(&pair);
+    // Start and knock early in one period, far from the boundary where the
+    // filter switches sequences two seconds early: `iplock run` rotates
+    // only at the next boundary if one falls between its load and its loop.
+    let into = unix_now() % LONG;
+    if !(1..=6).contains(&into) {
+        sleep(Duration::from_secs((LONG + 1 - into) % LONG));
+    }
+    let daemon = Daemon::start(&iplock, &["--config", &config], "info");
+    let out = iplock_knock(
+        &pair,
+        &[
+            &SERVER_V4.to_string(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--delay",
+            DELAY,
+            "--then-connect",
+            "22",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "the file alone: {}\nlog:\n{}",
+        describe(&out),
+        daemon.log()
+    );
+    let status = iplock.status_json();
+    assert_eq!(
+        knock_sequence(&status, "knock").unwrap_or_default(),
+        knocked(&out),
+        "the client drew the server's sequence"
+    );
+}
+
+/// A secret file whose parameters differ from the server's `rotate`
+/// settings is refused by `run` and `load` (exit 2, one sentence naming the
+/// difference, nothing attached), and by a client whose flags differ.
+#[test]
+fn a_secret_file_that_disagrees_with_the_server_is_refused() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let rotate = |secret: &Path, extra: &str| {
+        dir.config_file(&format!(
+            "interfaces = [\"{}\"]\nrotate = {{ secret_file = \"{}\", period = \"{PERIOD_ARG}\", steps = 3 }}\n{extra}",
+            pair.server_if,
+            secret.display()
+        ))
+    };
+    for (flags, extra, needle) in [
+        (
+            &["--period", "20s"][..],
+            "",
+            "records period 20s, but the rotate settings give 6s",
+        ),
+        (
+            &["--period", "6s", "--steps", "4"][..],
+            "",
+            "records steps 4",
+        ),
+        (&["--period", "6s", "--udp"][..], "", "records udp true"),
+        (
+            &["--period", "6s"][..],
+            "[ban]\ntrap_ports = [23]\n",
+            "records exclude 22, but the rotate settings give 22,23",
+        ),
+    ] {
+        let secret = new_secret(&dir, "secret", flags);
+        let config = rotate(&secret, extra);
+        for sub in ["run", "load"] {
+            let out = iplock.run(sub, &["--config", &config]);
+            assert_refused(&format!("{sub} {flags:?}"), &out, needle);
+            assert_refused(
+                &format!("{sub} {flags:?}"),
+                &out,
+                "iplock secret new --period 6s",
+            );
+            assert!(!iplock.pin_dir().exists(), "{sub} pinned nothing");
+            assert!(!pair.server_has_xdp(), "{sub} attached nothing");
+        }
+    }
+    let secret = new_secret(&dir, "secret", &["--period", "20s"]);
+    let out = iplock_knock(
+        &pair,
+        &[
+            &SERVER_V4.to_string(),
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--period",
+            "30s",
+        ],
+    );
+    assert_refused(
+        "knock --period",
+        &out,
+        "records period 20s, but --period gives 30s",
+    );
+    assert!(out.stdout.is_empty(), "nothing is sent: {}", describe(&out));
+}
+
+/// A bare-hex secret file, as earlier versions wrote, still works: the
+/// server takes the parameters from `rotate`, the client from its flags.
+#[test]
+fn a_bare_hex_secret_file_still_works_with_flags() {
+    if !require_root() {
+        return;
+    }
+    let rig = Rig::start_with(3, false, true);
+    assert_eq!(
+        std::fs::read_to_string(&rig.secret).unwrap().trim().len(),
+        64,
+        "the rig's file is bare hex"
+    );
+    // With a wrong period (other indices, so other ports) the door stays
+    // shut, and the client says what it knocked with.
+    let out = iplock_knock(
+        &rig.pair,
+        &[
+            &SERVER_V4.to_string(),
+            "--secret-file",
+            rig.secret.to_str().unwrap(),
+            "--period",
+            "12s",
+            "--delay",
+            DELAY,
+            "--then-connect",
+            "22",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let line = one_stderr_line(&out);
+    assert!(
+        line.contains("did not open after the rotating knock of period")
+            && line.contains("(--period 12s --steps 3 --exclude 22)"),
+        "{line}"
+    );
+
+    rig.wait_period(&rig.secret, 0, Duration::from_secs(3));
+    rig.knock_opens(&[], "a bare-hex file with --period and --steps");
 }

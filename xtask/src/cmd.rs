@@ -34,6 +34,12 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 
 /// Runs and returns stdout; on failure the error carries its stderr.
 pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = output_bytes(cmd)?;
+    String::from_utf8(out).with_context(|| format!("`{}` printed non-UTF-8", describe(cmd)))
+}
+
+/// [`output`] for commands that print bytes.
+pub fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
     let out = cmd
         .stdin(Stdio::null())
         .output()
@@ -46,7 +52,7 @@ pub fn output(cmd: &mut Command) -> Result<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    String::from_utf8(out.stdout).with_context(|| format!("`{}` printed non-UTF-8", describe(cmd)))
+    Ok(out.stdout)
 }
 
 /// A probe: true when the command starts and exits 0. Its output is discarded.

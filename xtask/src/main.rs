@@ -1,7 +1,8 @@
-//! Development tasks for iplock: `cargo xtask setup|test|demo|man|bench`.
+//! Development tasks for iplock: `cargo xtask setup|test|demo|man|deb|bench`.
 mod bench;
 mod cleanup;
 mod cmd;
+mod deb;
 mod demo;
 mod man;
 mod netns;
@@ -36,6 +37,8 @@ enum Task {
     Demo,
     /// Build iplock and write its man pages and shell completions to target/man
     Man,
+    /// Build the Debian package target/debian/iplock_VERSION_ARCH.deb (a release build)
+    Deb,
     /// Setup, then the benchmarks: bench/results.json and BENCHMARKS.md; needs root, about 5 minutes
     Bench {
         /// Arguments passed on to iplock-bench, e.g. `--only cost`
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Task::Test { cargo_test_args } => test::run(&root, &cargo_test_args),
         Task::Demo => demo::run(&root),
         Task::Man => man::run(&root),
+        Task::Deb => deb::run(&root).map(drop),
         Task::Bench { bench_args } => bench::run(&root, &bench_args),
     };
     // Printed by hand: anyhow's Debug output would add a backtrace whenever

@@ -18,7 +18,8 @@ const COMPONENTS: [(Option<&str>, &[&str]); 2] = [
     (None, &["rustfmt", "clippy"]),
 ];
 
-/// What the end-to-end tests and the demo run besides iplock itself.
+/// What the end-to-end tests and the demo run besides iplock itself, and
+/// what builds (dpkg-dev), checks (lintian) and reads (man-db) the package.
 const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "knockd",
@@ -29,6 +30,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "tcpdump",
     "util-linux",
+    "dpkg-dev",
+    "lintian",
+    "man-db",
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";

@@ -3,7 +3,7 @@ use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, Result, ensure};
 
-use crate::{cmd, setup};
+use crate::{cmd, deb, setup};
 
 pub fn run(root: &Path, cargo_test_args: &[String]) -> Result<()> {
     ensure!(
@@ -19,12 +19,7 @@ pub fn run(root: &Path, cargo_test_args: &[String]) -> Result<()> {
         c.current_dir(root).args(args);
         c
     };
-    // `--workspace` would include iplock-ebpf, which only builds for bpfel-unknown-none.
-    let mut test = cargo(&["test", "--workspace", "--exclude", "iplock-ebpf"]);
-    test.env("IPLOCK_REQUIRE_PRIVILEGED", "1")
-        .env("IPLOCK_BIN", &iplock_bin)
-        .args(cargo_test_args);
-    let steps: [(&str, Command); 5] = [
+    let steps: [(&str, Command); 4] = [
         (
             "the format check failed (reformat with `cargo fmt --all`)",
             cargo(&["fmt", "--all", "--", "--check"]),
@@ -62,12 +57,22 @@ pub fn run(root: &Path, cargo_test_args: &[String]) -> Result<()> {
             "the iplock binary does not build",
             cargo(&["build", "-p", "iplock"]),
         ),
-        ("tests failed", test),
     ];
     for (what_failed, mut step) in steps {
         println!("\n==> {}", cmd::describe(&step));
         cmd::run(&mut step).with_context(|| format!("cargo xtask test: {what_failed}"))?;
     }
+    // A release build, paid once here rather than in the test that installs it.
+    println!("\n==> cargo xtask deb");
+    let deb = deb::run(root).context("cargo xtask test: the Debian package does not build")?;
+    // `--workspace` would include iplock-ebpf, which only builds for bpfel-unknown-none.
+    let mut test = cargo(&["test", "--workspace", "--exclude", "iplock-ebpf"]);
+    test.env("IPLOCK_REQUIRE_PRIVILEGED", "1")
+        .env("IPLOCK_BIN", &iplock_bin)
+        .env("IPLOCK_DEB", &deb)
+        .args(cargo_test_args);
+    println!("\n==> {}", cmd::describe(&test));
+    cmd::run(&mut test).context("cargo xtask test: tests failed")?;
     println!("\ncargo xtask test: all checks passed");
     Ok(())
 }

@@ -3,6 +3,7 @@
 pub mod allow;
 pub mod ban;
 pub mod calc;
+pub mod check;
 pub mod generate_docs;
 pub mod knock;
 pub mod load;

@@ -8,8 +8,10 @@ use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+
 use crate::error::io_reason;
-use crate::error::{Result, input, quote};
+use crate::error::{Result, input, quote, quote_within};
 
 /// Largest file read: a config or secret file is a few kilobytes.
 pub const MAX_BYTES: u64 = 1 << 20;
@@ -58,6 +60,22 @@ pub fn read(path: &Path, what: &str) -> Result<Text> {
         Ok(text) => Ok(Text { text, meta }),
         Err(_) => input(format!("{} is not UTF-8 text", name())),
     }
+}
+
+/// Parses the TOML `text` of `path`; an error says the line and quotes
+/// little of what was written. `what` names the file ("the config file").
+pub fn parse_toml<T: DeserializeOwned>(text: &str, path: &Path, what: &str) -> Result<T> {
+    toml::from_str(text).or_else(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start].matches('\n').count() + 1)
+            .map_or(String::new(), |l| format!(" line {l}:"));
+        input(format!(
+            "{what} {} is invalid:{line} {}",
+            quote(path.display()),
+            quote_within(&e.message().trim().replace('\n', "; "))
+        ))
+    })
 }
 
 fn not_regular(meta: &Metadata) -> Option<&'static str> {

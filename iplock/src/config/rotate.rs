@@ -5,11 +5,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
+use iplock_common::names::MAX_STEPS;
 use iplock_common::packet::{PROTO_TCP, PROTO_UDP};
 use sha2::Sha256;
 
+use crate::config::duration;
 use crate::config::knock::Step;
 use crate::config::secret::Secret;
+use crate::error::{Result, input};
 
 /// Domain separation for the HMAC input, so the secret serves nothing else.
 const LABEL: &[u8] = b"iplock rotating knock v1";
@@ -23,6 +26,112 @@ pub struct Rotation {
     pub steps: usize,
     /// Steps may be udp as well as tcp.
     pub udp: bool,
+}
+
+/// The period and steps when nothing says otherwise, on both sides.
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(30);
+pub const DEFAULT_STEPS: usize = 3;
+
+/// Everything besides the secret that decides a rotating sequence: a
+/// client draws the server's ports only when it has all of it right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub period: Duration,
+    pub steps: usize,
+    /// Steps may be udp as well as tcp.
+    pub udp: bool,
+    /// Ports never drawn (the server's protected and trap ports), sorted,
+    /// each once: the same set written in another order draws the same ports.
+    pub exclude: Vec<u16>,
+}
+
+impl Params {
+    /// Checks what the filter can take: a period of whole seconds (it
+    /// counts periods in seconds) and 1 to 8 steps. `source` says where
+    /// they were written, as in "rotate." or "--".
+    pub fn new(
+        period: Duration,
+        steps: usize,
+        udp: bool,
+        exclude: &[u16],
+        source: &str,
+    ) -> Result<Params> {
+        if period.subsec_nanos() != 0 {
+            return input(format!(
+                "{source}period {} is not a whole number of seconds",
+                duration::format(period)
+            ));
+        }
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return input(format!(
+                "{source}steps {steps} is out of range; use 1 to {MAX_STEPS}"
+            ));
+        }
+        if exclude.contains(&0) {
+            return input(format!(
+                "{source}exclude has port 0, which is not a port number from 1 to 65535"
+            ));
+        }
+        let mut exclude = exclude.to_vec();
+        exclude.sort_unstable();
+        exclude.dedup();
+        Ok(Params {
+            period,
+            steps,
+            udp,
+            exclude,
+        })
+    }
+
+    pub fn rotation(&self, secret: Secret) -> Rotation {
+        Rotation {
+            secret,
+            period: self.period,
+            steps: self.steps,
+            udp: self.udp,
+        }
+    }
+
+    /// The first parameter on which `self` and `other` differ: its name,
+    /// `self`'s value and `other`'s.
+    pub fn difference(&self, other: &Params) -> Option<(&'static str, String, String)> {
+        let pairs = [
+            (
+                "period",
+                duration::format(self.period),
+                duration::format(other.period),
+            ),
+            ("steps", self.steps.to_string(), other.steps.to_string()),
+            ("udp", self.udp.to_string(), other.udp.to_string()),
+            ("exclude", ports(&self.exclude), ports(&other.exclude)),
+        ];
+        pairs.into_iter().find(|(_, a, b)| a != b)
+    }
+
+    /// The flags of `iplock secret new` (and `iplock knock`) for these parameters.
+    pub fn flags(&self) -> String {
+        let mut flags = format!(
+            "--period {} --steps {}",
+            duration::format(self.period),
+            self.steps
+        );
+        if !self.exclude.is_empty() {
+            flags += &format!(" --exclude {}", ports(&self.exclude));
+        }
+        if self.udp {
+            flags += " --udp";
+        }
+        flags
+    }
+}
+
+/// `22,23,3389`, or `none`.
+fn ports(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "none".into();
+    }
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    list.join(",")
 }
 
 /// The index of the period containing `unix_secs`.
@@ -223,6 +332,33 @@ mod tests {
             seen.insert(p[0].port);
         }
         assert!(seen.len() > 2900);
+    }
+
+    #[test]
+    fn params_are_checked_and_compared_as_sets() {
+        let p = |secs, steps, exclude: &[u16]| {
+            Params::new(Duration::from_secs(secs), steps, false, exclude, "--")
+        };
+        let a = p(30, 3, &[3389, 22, 23, 22]).unwrap();
+        assert_eq!(a.exclude, [22, 23, 3389]);
+        assert_eq!(a.difference(&p(30, 3, &[23, 3389, 22]).unwrap()), None);
+        assert_eq!(
+            a.difference(&p(20, 3, &[22]).unwrap()),
+            Some(("period", "30s".into(), "20s".into()))
+        );
+        assert_eq!(a.flags(), "--period 30s --steps 3 --exclude 22,23,3389");
+        for (bad, needle) in [
+            (
+                Params::new(Duration::from_millis(1500), 3, false, &[], "--"),
+                "--period 1500ms is not a whole",
+            ),
+            (p(30, 9, &[]), "--steps 9 is out of range"),
+            (p(30, 0, &[]), "--steps 0 is out of range"),
+            (p(30, 3, &[0]), "port 0"),
+        ] {
+            let msg = bad.unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+        }
     }
 
     #[test]

@@ -20,9 +20,9 @@ use crate::config::cidr::Cidr;
 use crate::config::duration;
 use crate::config::input_file;
 use crate::config::knock::{self, Step};
-use crate::config::rotate::{self, Rotation};
+use crate::config::rotate::{self, Params, Rotation};
 use crate::config::secret;
-use crate::error::{Result, input, quote, quote_within};
+use crate::error::{Result, input, quote};
 
 /// How the program attaches to an interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -140,29 +140,31 @@ struct RotateFile {
 }
 
 impl RotateFile {
-    fn rotation(&self) -> Result<Rotation> {
-        let period = duration::parse(
-            self.period.as_deref().unwrap_or("30s"),
-            "the rotation period",
-        )?;
-        if period.subsec_nanos() != 0 {
-            return input(format!(
-                "the rotation period {} is not a whole number of seconds",
-                duration::format(period)
-            ));
-        }
-        let steps = self.steps.unwrap_or(3);
-        if !(1..=MAX_STEPS).contains(&steps) {
-            return input(format!(
-                "rotate.steps = {steps} is out of range; use 1 to {MAX_STEPS}"
-            ));
-        }
-        Ok(Rotation {
-            secret: secret::read(&self.secret_file)?,
+    /// The rotation these settings describe, with `exclude` (the server's
+    /// protected and trap ports); a secret file that records other
+    /// parameters is refused, since its clients would knock elsewhere.
+    fn rotation(&self, exclude: &[u16]) -> Result<(Rotation, Params)> {
+        let period = match &self.period {
+            Some(p) => duration::parse(p, "the rotation period")?,
+            None => rotate::DEFAULT_PERIOD,
+        };
+        let params = Params::new(
             period,
-            steps,
-            udp: self.udp.unwrap_or(false),
-        })
+            self.steps.unwrap_or(rotate::DEFAULT_STEPS),
+            self.udp.unwrap_or(false),
+            exclude,
+            "rotate.",
+        )?;
+        let file = secret::read(&self.secret_file)?;
+        let recorded = file.params.as_ref().and_then(|r| r.difference(&params));
+        if let Some((name, theirs, ours)) = recorded {
+            return input(format!(
+                "the secret file {} records {name} {theirs}, but the rotate settings give {ours}; make it again with `iplock secret new {}` and give it to the clients",
+                quote(self.secret_file.display()),
+                params.flags()
+            ));
+        }
+        Ok((params.rotation(file.secret), params))
     }
 }
 
@@ -220,17 +222,7 @@ const MAX_MAP_ENTRIES: u32 = 1 << 24;
 
 fn read_file(path: &Path) -> Result<File> {
     let text = input_file::read(path, "the config file")?.text;
-    toml::from_str(&text).or_else(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start].matches('\n').count() + 1)
-            .map_or(String::new(), |l| format!(" line {l}:"));
-        input(format!(
-            "the config file {} is invalid:{line} {}",
-            quote(path.display()),
-            quote_within(&e.message().trim().replace('\n', "; "))
-        ))
-    })
+    input_file::parse_toml(&text, path, "the config file")
 }
 
 impl Settings {
@@ -258,9 +250,11 @@ impl Settings {
             (None, Some(list)) => list.steps()?,
             (None, None) => Vec::new(),
         };
+        let b = file.ban;
+        let trap_ports = b.trap_ports.unwrap_or_default();
         // A --knock flag overrides a rotating sequence of the file too.
         let rotate = match (&args.knock, &file.rotate) {
-            (None, Some(r)) => Some(r.rotation()?),
+            (None, Some(r)) => Some(r.rotation(&[protect.as_slice(), &trap_ports].concat())?.0),
             _ => None,
         };
         let allow = pick(&args.allow, file.allow)
@@ -270,7 +264,6 @@ impl Settings {
         let dur = |flag: &Option<String>, file: Option<String>, default: &str, what: &str| {
             duration::parse(flag.clone().or(file).as_deref().unwrap_or(default), what)
         };
-        let b = file.ban;
         let settings = Settings {
             interfaces,
             mode: args.mode.or(file.mode).unwrap_or_default(),
@@ -297,7 +290,7 @@ impl Settings {
                 // knock ports, so it is for those who accept that.
                 wrong_knock: b.wrong_knock.unwrap_or(false),
                 closed_door: b.closed_door.unwrap_or(true),
-                trap_ports: b.trap_ports.unwrap_or_default(),
+                trap_ports,
                 knock_clears_ban: b.knock_clears_ban.unwrap_or(false),
                 ipv6_prefix: b.ipv6_prefix.unwrap_or(64),
             },
@@ -444,18 +437,19 @@ fn nanos(d: Duration) -> u64 {
 }
 
 /// The knock sequence of a config file at `unix_secs`, for the knock
-/// client (a rotating one is that period's): the other
-/// keys describe the server (its interfaces may not exist on the client),
-/// so only the file's syntax and its `knock` key are checked.
-pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<Vec<Step>> {
+/// client (a rotating one is that period's, with the parameters that made
+/// it): the other keys describe the server (its interfaces may not exist on
+/// the client), so only the file's syntax and its `knock` key are checked.
+pub fn knock_from_file(path: &Path, unix_secs: u64) -> Result<(Vec<Step>, Option<Params>)> {
     let file = read_file(path)?;
     match (&file.knock, &file.rotate) {
-        (Some(list), _) => list.steps(),
+        (Some(list), _) => Ok((list.steps()?, None)),
         (None, Some(r)) => {
-            let r = r.rotation()?;
             let mut excluded = file.protect.unwrap_or_else(|| DEFAULT_PROTECT.to_vec());
             excluded.extend(file.ban.trap_ports.unwrap_or_default());
-            Ok(r.sequence(rotate::period_index(unix_secs, r.period), &excluded))
+            let (r, params) = r.rotation(&excluded)?;
+            let index = rotate::period_index(unix_secs, r.period);
+            Ok((r.sequence(index, &excluded), Some(params)))
         }
         (None, None) => input(format!(
             "the config file {} has neither a `knock` nor a `rotate` key",

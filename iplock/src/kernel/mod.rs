@@ -1,7 +1,8 @@
 //! The loaded filter: the eBPF object, its pins in bpffs, loading and
 //! attaching, the typed maps and their layout, configuration slots, the
-//! event ring, sweeping and reading its status.
+//! event ring, sweeping, reading its status and what a reload would change.
 
+pub mod changes;
 pub mod events;
 pub mod filter;
 pub mod layout;

@@ -90,7 +90,8 @@ pub struct AllowStatus {
     pub expires_in_s: Option<u64>,
 }
 
-fn steps(steps: &[iplock_common::config::Step]) -> Vec<String> {
+/// Steps as `iplock status` shows them, each with its timeout.
+pub fn steps(steps: &[iplock_common::config::Step]) -> Vec<String> {
     steps
         .iter()
         .map(|s| {
