@@ -11,8 +11,10 @@ use crate::daemon::event_log::EventLog;
 use crate::daemon::{Stop, stopped};
 use crate::kernel::events::Events;
 
-/// Logs events until `stop`, then what is left in the ring and the
-/// summaries still open.
+/// Events read before the other tasks get a turn.
+const BATCH: usize = 1024;
+
+/// Logs events until `stop`, then the summaries still open.
 pub async fn run(events: Events, mut stop: Stop) {
     let mut log = EventLog::default();
     // SAFETY: the descriptor is the ring buffer's own, which `events` owns
@@ -32,11 +34,25 @@ pub async fn run(events: Events, mut stop: Stop) {
             ready = readable(&mut ring) => match ready {
                 Ok(mut guard) => {
                     // The ring wakes its waiters again only for events
-                    // written after it was found empty: drain it first.
-                    while let Some(e) = guard.get_inner_mut().read() {
+                    // written after it was found empty: drain it before
+                    // clearing the readiness. A flood may refill it as
+                    // fast as it drains, so past a batch the other tasks
+                    // get their turn first, the readiness kept.
+                    let events = guard.get_inner_mut();
+                    let mut full_batch = true;
+                    for _ in 0..BATCH {
+                        let Some(e) = events.read() else {
+                            full_batch = false;
+                            break;
+                        };
                         log.log(&e, Instant::now());
                     }
-                    guard.clear_ready();
+                    if full_batch {
+                        drop(guard);
+                        tokio::task::yield_now().await;
+                    } else {
+                        guard.clear_ready();
+                    }
                 }
                 Err(e) => {
                     log::error!("waiting on the event ring failed, events are no longer logged: {e}");
@@ -48,11 +64,8 @@ pub async fn run(events: Events, mut stop: Stop) {
             }
         }
     }
-    if let Some(ring) = &mut ring {
-        while let Some(e) = ring.get_mut().read() {
-            log.log(&e, Instant::now());
-        }
-    }
+    // Events still in the ring are left: during a flood, reading them all
+    // could delay the stop without end, and the counters have them.
     log.finish();
 }
 
