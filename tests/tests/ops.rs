@@ -825,17 +825,25 @@ fn spoofed_v6(i: u32) -> IpAddr {
     ))
 }
 
-/// Sends `n` frames built by `each` from the client veth, pausing now and
-/// then so the server veth's receive queue never overflows (it would drop
-/// frames silently).
-fn inject_all(inject: &Injector, n: u32, each: impl Fn(u32) -> (IpAddr, L4, u16)) {
-    for i in 0..n {
-        let (src, l4, port) = each(i);
-        inject.send(src, l4, 1024 + (i % 60_000) as u16, port, i);
-        if i % 32 == 31 {
+/// Sends up to `n` frames built by `each` from the client veth, while
+/// `more` says so, pausing now and then so the server veth's receive queue
+/// never overflows (it would drop frames silently); returns how many.
+fn inject_while(
+    inject: &Injector,
+    n: u32,
+    more: impl Fn() -> bool,
+    each: impl Fn(u32) -> (IpAddr, L4, u16),
+) -> u32 {
+    let mut sent = 0;
+    while sent < n && more() {
+        let (src, l4, port) = each(sent);
+        inject.send(src, l4, 1024 + (sent % 60_000) as u16, port, sent);
+        sent += 1;
+        if sent.is_multiple_of(32) {
             sleep(Duration::from_millis(1));
         }
     }
+    sent
 }
 
 /// Issue 11: a scrape does not walk the maps, so one of a filter holding
@@ -872,9 +880,19 @@ fn a_scrape_of_100000_sources_and_bans_answers_and_sigterm_stops_within_1_s() {
     );
     let inject = Injector::new(&pair);
     let start = Instant::now();
-    inject_all(&inject, MANY, |i| (spoofed_v6(i), STEPS[0].0, STEPS[0].1));
+    inject_while(
+        &inject,
+        MANY,
+        || true,
+        |i| (spoofed_v6(i), STEPS[0].0, STEPS[0].1),
+    );
     // Other sources for the bans: a ban ends its source's knock.
-    inject_all(&inject, MANY, |i| (spoofed_v6(MANY + i), L4::SYN, 23));
+    inject_while(
+        &inject,
+        MANY,
+        || true,
+        |i| (spoofed_v6(MANY + i), L4::SYN, 23),
+    );
     eprintln!("sent {} frames in {:?}", 2 * MANY, start.elapsed());
 
     let get = |metrics: &[(String, u64)], name: &str| {
@@ -961,20 +979,15 @@ fn sigterm_during_a_burst_of_events_stops_within_1_s() {
     let burst = {
         let stop = stop.clone();
         let inject = Injector::new(&pair);
+        // Bounded: 10 s of frames at most, should the daemon hang.
+        let deadline = Instant::now() + Duration::from_secs(10);
         thread::spawn(move || {
-            let mut sent = 0u32;
-            // Bounded: 10 s of frames at most, should the daemon hang.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
-                // The second step from a new source: a wrong knock.
-                let (l4, port) = STEPS[1];
-                inject.send(spoofed_v6(sent), l4, 1024, port, sent);
-                sent += 1;
-                if sent % 32 == 0 {
-                    sleep(Duration::from_millis(1));
-                }
-            }
-            sent
+            let more =
+                || !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline;
+            // The second step from a new source: a wrong knock.
+            inject_while(&inject, u32::MAX, more, |i| {
+                (spoofed_v6(i), STEPS[1].0, STEPS[1].1)
+            })
         })
     };
     daemon.wait_for_log("wrong knock from", Duration::from_secs(10));
