@@ -63,8 +63,8 @@ pub fn run(options: Options) -> Result<()> {
         .enable_time()
         .build()
         .context(|| "starting the daemon's runtime".into())?;
-    let (signals, listener) = runtime.block_on(start(&options, &settings))?;
-    let result = runtime.block_on(serve(settings, signals, listener, &options));
+    let inputs = runtime.block_on(start(&options, &settings))?;
+    let result = runtime.block_on(serve(settings, inputs, &options));
     // A sweep still walking the maps on the blocking pool is not waited
     // for: its descriptors keep the maps alive until it ends, and the
     // process ends first.
@@ -79,14 +79,25 @@ pub fn run(options: Options) -> Result<()> {
     result
 }
 
+/// What the daemon listens on: signals, link notifications (None when
+/// they are not to be had) and the metrics listener.
+type Inputs = (Signals, Option<Links>, Option<tokio::net::TcpListener>);
+
 /// Everything that can fail before the filter is loaded, then the load:
-/// the signal handlers first, so a SIGTERM during the load is not lost,
-/// and the metrics listener, so a taken port changes nothing.
-async fn start(
-    options: &Options,
-    settings: &Settings,
-) -> Result<(Signals, Option<tokio::net::TcpListener>)> {
+/// the signal handlers and link notifications first, so a SIGTERM or a
+/// vanished interface during the load is not missed, and the metrics
+/// listener, so a taken port changes nothing.
+async fn start(options: &Options, settings: &Settings) -> Result<Inputs> {
     let signals = Signals::new()?;
+    let links = match Links::open() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::error!(
+                "listening for link changes failed ({e}); interfaces that come back are attached again on the sweep tick"
+            );
+            None
+        }
+    };
     let listener = match options.metrics {
         Some(addr) => Some(metrics::bind(addr)?),
         None => None,
@@ -118,14 +129,13 @@ async fn start(
             );
         }
     }
-    Ok((signals, listener))
+    Ok((signals, links, listener))
 }
 
 /// Runs the tasks until a stop signal, then stops them all.
 async fn serve(
     settings: Settings,
-    signals: Signals,
-    listener: Option<tokio::net::TcpListener>,
+    (signals, links, listener): Inputs,
     options: &Options,
 ) -> Result<()> {
     let dir = &options.dir;
@@ -147,15 +157,6 @@ async fn serve(
         live_tx,
         stop.clone(),
     ));
-    let links = match Links::open() {
-        Ok(l) => Some(l),
-        Err(e) => {
-            log::error!(
-                "listening for link changes failed ({e}); interfaces that come back are attached again on the sweep tick"
-            );
-            None
-        }
-    };
     let mut control = Control {
         args: options.settings.clone(),
         settings,
