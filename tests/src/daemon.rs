@@ -21,7 +21,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// `iplock run` in the server namespace with the pin dir of an [`Iplock`].
 pub struct Daemon {
     child: Child,
-    log: Arc<Mutex<String>>,
+    /// Each line with the time the reader took it from the pipe.
+    log: Arc<Mutex<Vec<(Instant, String)>>>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -37,15 +38,13 @@ impl Daemon {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
+        let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
         // Ends by itself when the daemon exits and the pipe closes.
         let reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
+                sink.lock().unwrap().push((Instant::now(), line));
             }
         });
         let mut daemon = Daemon {
@@ -64,7 +63,16 @@ impl Daemon {
 
     /// Everything logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        let log = self.log.lock().unwrap();
+        log.iter().map(|(_, line)| format!("{line}\n")).collect()
+    }
+
+    /// When the first line containing `needle` was read, if one was.
+    pub fn logged_at(&self, needle: &str) -> Option<Instant> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .find(|(_, line)| line.contains(needle))
+            .map(|(at, _)| *at)
     }
 
     /// Panics with the log if the daemon has exited.

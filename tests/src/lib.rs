@@ -29,7 +29,7 @@ pub use netns::{
     CLIENT_V4, CLIENT_V6, NetnsPair, OTHER_V4, OTHER_V6, SERVER_V4, SERVER_V6, in_netns, link_json,
 };
 pub use output::{assert_exit, describe, one_stderr_line};
-pub use privileged::{require_root, require_tools};
+pub use privileged::{require_python_module, require_root, require_tools};
 pub use util::{ChildGuard, TempDir, run_bounded, run_ok, unique_id};
 pub use wait::wait_for;
 

@@ -40,6 +40,18 @@ pub fn require_tools(tools: &[&str]) -> bool {
     true
 }
 
+/// Whether `python3` imports `module` (`cargo xtask setup` installs the
+/// ones the tests use); skips like [`require_tools`] otherwise.
+pub fn require_python_module(module: &str) -> bool {
+    let imported = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    imported || skip(&format!("the Python module {module} is not installed"))
+}
+
 fn skip(reason: &str) -> bool {
     if std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1") {
         panic!("{reason}, and {REQUIRE_VAR}=1 makes privileged tests mandatory");

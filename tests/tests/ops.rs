@@ -8,15 +8,16 @@
 //! modes; the rest only changes maps or wraps load, and runs in native mode.
 
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
+use iplock_e2e::frame::{Injector, L4};
 use iplock_e2e::status::{field, knock_sequence, source_state};
 use iplock_e2e::{
     CLIENT_V4, CLIENT_V6, Daemon, EchoServer, Iplock, KNOCK, Mode, NetnsPair, OTHER_V4, SERVER_V4,
-    SERVER_V6, TempDir, both_modes, describe, echo, in_netns, one_stderr_line, require_root,
-    wait_for,
+    SERVER_V6, TempDir, both_modes, describe, echo, in_netns, one_stderr_line,
+    require_python_module, require_root, wait_for,
 };
 use serde_json::Value;
 
@@ -282,6 +283,27 @@ fn metrics_client(pair: &NetnsPair) -> TcpStream {
 /// GET /metrics from a thread in the server namespace; the metric lines as
 /// `name{labels}` to value.
 fn scrape(pair: &NetnsPair) -> Vec<(String, u64)> {
+    parse_metrics(&scrape_text(pair))
+}
+
+/// The `name{labels}` and value of each metric line of `text`.
+fn parse_metrics(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (name, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad metric line {l:?}"));
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// GET /metrics; the body, after checking the head.
+fn scrape_text(pair: &NetnsPair) -> String {
     let response = {
         let mut conn = metrics_client(pair);
         conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -296,18 +318,7 @@ fn scrape(pair: &NetnsPair) -> Vec<(String, u64)> {
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
     assert!(head.starts_with("HTTP/1.1 200"), "{response}");
     assert!(head.contains("Content-Type: text/plain"), "{response}");
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let (name, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("bad metric line {l:?}"));
-            let value = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
-            (name.to_string(), value)
-        })
-        .collect()
+    body.to_string()
 }
 
 /// The metrics `status` implies, in the endpoint's names.
@@ -329,7 +340,24 @@ fn expected_metrics(status: &Value) -> Vec<(String, u64)> {
             )
         })
         .collect();
+    let interfaces = status["interfaces"].as_array().expect("interfaces");
+    want.extend(interfaces.iter().map(|i| {
+        (
+            format!(
+                "iplock_interface_info{{name={},mode={}}}",
+                i["name"], i["mode"]
+            ),
+            1,
+        )
+    }));
     want.extend([
+        (
+            format!(
+                "iplock_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            1,
+        ),
         ("iplock_door_opens_total".to_string(), count("door_opened")),
         ("iplock_bans_total".to_string(), count("bans_added")),
         ("iplock_sources".to_string(), len("sources")),
@@ -349,7 +377,18 @@ fn run_logs_events_and_serves_metrics_that_match_status() {
     let _server = EchoServer::start(&pair, &[22]);
     let iplock = Iplock::new(&pair);
     let config = daemon_config(&dir, &pair, KNOCK);
-    let mut daemon = start_daemon(&iplock, &["--config", &config, "--metrics", METRICS]);
+    // The gauges of sources and bans are the sweep's counts.
+    let mut daemon = start_daemon(
+        &iplock,
+        &[
+            "--config",
+            &config,
+            "--metrics",
+            METRICS,
+            "--sweep-every",
+            "200ms",
+        ],
+    );
 
     pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
     daemon.wait_for_log(
@@ -369,20 +408,25 @@ fn run_logs_events_and_serves_metrics_that_match_status() {
     );
 
     // Stray packets (IPv6 neighbour discovery, say) may move a counter at
-    // any time: compare only when two scrapes around the status agree.
+    // any time, and the gauges follow the maps one sweep late: compare only
+    // when two scrapes around the status agree, until they agree with it.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (metrics, status) = loop {
+    let metrics = loop {
         let first = scrape(&pair);
         let status = iplock.status_json();
         let mut second = scrape(&pair);
-        if first == second {
-            second.sort();
-            break (second, status);
+        second.sort();
+        let want = expected_metrics(&status);
+        if first.len() == second.len() && first.iter().all(|m| second.contains(m)) && second == want
+        {
+            break second;
         }
-        assert!(Instant::now() < deadline, "the counters never settled");
+        assert!(
+            Instant::now() < deadline,
+            "the metrics never matched the status:\n{second:?}\nwanted\n{want:?}\nfrom {status}"
+        );
         sleep(Duration::from_millis(200));
     };
-    assert_eq!(metrics, expected_metrics(&status), "metrics vs {status}");
     let get = |name: &str| metrics.iter().find(|(n, _)| n == name).unwrap().1;
     assert_eq!(get("iplock_door_opens_total"), 1);
     assert_eq!(get("iplock_bans_total"), 1);
@@ -608,4 +652,360 @@ fn run_stops_at_once_on_sigterm_with_a_trickling_metrics_client() {
     );
     slow.join().unwrap();
     eprintln!("iplock run stopped {took:?} after SIGTERM with a trickling metrics client");
+}
+
+/// KNOCK's steps, for frames sent by an [`Injector`].
+const STEPS: [(L4, u16); 3] = [(L4::SYN, 100), (L4::Udp, 300), (L4::SYN, 200)];
+
+/// Issue 11: the ring's descriptor wakes the daemon, so a door opening is
+/// logged within 50 ms of the knock that opened it (the time from sending
+/// the last knock's frame to the daemon's log line reaching the test).
+#[test]
+fn an_event_is_logged_within_50_ms_of_its_knock() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(&iplock, &["--config", &config]);
+    let inject = Injector::new(&pair);
+    let mut took = Vec::new();
+    for host in 1..=5u8 {
+        let src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, host));
+        for (i, (l4, port)) in STEPS.iter().enumerate() {
+            if i == STEPS.len() - 1 {
+                // Give the log line of the step before nothing to hide behind.
+                sleep(Duration::from_millis(20));
+            }
+            let sent = Instant::now();
+            inject.send(src, *l4, 40_000 + u16::from(host), *port, 1);
+            if i == STEPS.len() - 1 {
+                let line = format!("door opened for {src}");
+                daemon.wait_for_log(&line, Duration::from_secs(5));
+                took.push(daemon.logged_at(&line).unwrap() - sent);
+            }
+        }
+    }
+    eprintln!("knock to log line: {took:?}");
+    for t in &took {
+        assert!(
+            *t < Duration::from_millis(50),
+            "a door opening was logged {t:?} after its knock ({took:?})"
+        );
+    }
+}
+
+/// The endpoint's text read by the Python `prometheus_client` parser (the
+/// reference implementation of the format): every family with its type,
+/// and each sample's value equal to what the test reads itself.
+#[test]
+fn the_metrics_parse_with_the_prometheus_client_parser() {
+    if !require_root() || !require_python_module("prometheus_client") {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let _server = EchoServer::start(&pair, &[22]);
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(
+        &iplock,
+        &[
+            "--config",
+            &config,
+            "--metrics",
+            METRICS,
+            "--sweep-every",
+            "200ms",
+        ],
+    );
+    pair.knock(CLIENT_V4, SERVER_V4, KNOCK);
+    pair.assert_dropped(OTHER_V4, SERVER_V4, 22, "192.0.2.3 did not knock");
+    daemon.wait_for_log(&format!("{OTHER_V4} on"), Duration::from_secs(10));
+    let text = scrape_text(&pair);
+
+    const PARSE: &str = "import json, sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = [[f.name, f.type, [[s.name, s.labels, s.value] for s in f.samples]]\n\
+               for f in text_string_to_metric_families(sys.stdin.read())]\n\
+        print(json.dumps(out))\n";
+    let mut python = std::process::Command::new("python3")
+        .args(["-c", PARSE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    python
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the metrics: {}\n{text}",
+        describe(&out)
+    );
+    let families: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let families = families.as_array().unwrap();
+    let kind = |name: &str| {
+        families
+            .iter()
+            .find(|f| f[0] == name)
+            .unwrap_or_else(|| panic!("no family {name} in {families:?}\n{text}"))[1]
+            .clone()
+    };
+    // The parser names counter families without `_total`.
+    for (name, want) in [
+        ("iplock_packets", "counter"),
+        ("iplock_door_opens", "counter"),
+        ("iplock_bans", "counter"),
+        ("iplock_sources", "gauge"),
+        ("iplock_bans_active", "gauge"),
+        ("iplock_build_info", "gauge"),
+        ("iplock_interface_info", "gauge"),
+    ] {
+        assert_eq!(kind(name), want, "{name} in\n{text}");
+    }
+    let mut parsed: Vec<(String, u64)> = Vec::new();
+    for f in families {
+        for s in f[2].as_array().unwrap() {
+            let labels = s[1].as_object().unwrap();
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let name = s[0].as_str().unwrap();
+            let name = if labels.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name}{{{}}}", labels.join(","))
+            };
+            parsed.push((name, s[2].as_f64().unwrap() as u64));
+        }
+    }
+    let mut ours: Vec<(String, u64)> = parse_metrics(&text)
+        .into_iter()
+        .map(|(n, v)| (labels_sorted(&n), v))
+        .collect();
+    parsed.sort();
+    ours.sort();
+    assert_eq!(parsed, ours, "{text}");
+    let interface = format!(
+        "iplock_interface_info{{mode=\"native\",name=\"{}\"}}",
+        pair.server_if
+    );
+    assert!(ours.contains(&(interface, 1)), "{text}");
+}
+
+/// `name{labels}` with the labels in the order of their names (the
+/// parser keeps them in a dictionary). No value here holds a comma.
+fn labels_sorted(metric: &str) -> String {
+    let Some((name, labels)) = metric.split_once('{') else {
+        return metric.to_string();
+    };
+    let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+    labels.sort_unstable();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+/// Distinct spoofed IPv6 sources, each in a /64 of its own (a ban covers
+/// the /64) under the documentation prefix 2001:db8::/32.
+fn spoofed_v6(i: u32) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0x100 + (i >> 16) as u16,
+        i as u16,
+        0,
+        0,
+        0,
+        1,
+    ))
+}
+
+/// Sends up to `n` frames built by `each` from the client veth, while
+/// `more` says so, pausing now and then so the server veth's receive queue
+/// never overflows (it would drop frames silently); returns how many.
+fn inject_while(
+    inject: &Injector,
+    n: u32,
+    more: impl Fn() -> bool,
+    each: impl Fn(u32) -> (IpAddr, L4, u16),
+) -> u32 {
+    let mut sent = 0;
+    while sent < n && more() {
+        let (src, l4, port) = each(sent);
+        inject.send(src, l4, 1024 + (sent % 60_000) as u16, port, sent);
+        sent += 1;
+        if sent.is_multiple_of(32) {
+            sleep(Duration::from_millis(1));
+        }
+    }
+    sent
+}
+
+/// Issue 11: a scrape does not walk the maps, so one of a filter holding
+/// 100,000 sources and 100,000 bans answers (the bench times it); SIGTERM
+/// with scrapes in flight stops the daemon within 1 s and leaves nothing
+/// pinned.
+#[test]
+fn a_scrape_of_100000_sources_and_bans_answers_and_sigterm_stops_within_1_s() {
+    if !require_root() {
+        return;
+    }
+    const MANY: u32 = 100_000;
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    // Knocks whose progress lasts, so every source stays "knocking"; knock
+    // ports and trap port dropped in XDP, so the stack answers nobody.
+    let config = dir.config_file(&format!(
+        "interfaces = [\"{}\"]\nmode = \"native\"\nknock = \"{KNOCK}\"\n\
+         step_timeout = \"1h\"\nknock_answer = \"drop\"\n\
+         [ban]\ntrap_ports = [23]\n[maps]\nsources = 131072\nbans = 131072\n",
+        pair.server_if
+    ));
+    let mut daemon = start_daemon(
+        &iplock,
+        &[
+            "--config",
+            &config,
+            "--metrics",
+            METRICS,
+            "--sweep-every",
+            "500ms",
+        ],
+    );
+    let inject = Injector::new(&pair);
+    let start = Instant::now();
+    inject_while(
+        &inject,
+        MANY,
+        || true,
+        |i| (spoofed_v6(i), STEPS[0].0, STEPS[0].1),
+    );
+    // Other sources for the bans: a ban ends its source's knock.
+    inject_while(
+        &inject,
+        MANY,
+        || true,
+        |i| (spoofed_v6(MANY + i), L4::SYN, 23),
+    );
+    eprintln!("sent {} frames in {:?}", 2 * MANY, start.elapsed());
+
+    let get = |metrics: &[(String, u64)], name: &str| {
+        metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = scrape(&pair);
+        let (sources, bans) = (
+            get(&metrics, "iplock_sources"),
+            get(&metrics, "iplock_bans_active"),
+        );
+        if sources >= u64::from(MANY) && bans >= u64::from(MANY) {
+            eprintln!("the filter holds {sources} sources and {bans} bans");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the filter never held {MANY} sources and bans: {sources} and {bans}\n{}",
+            daemon.log()
+        );
+        sleep(Duration::from_millis(500));
+    }
+    daemon.assert_running();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let stop = stop.clone();
+        let addr: SocketAddr = METRICS.parse().unwrap();
+        let ns = pair.server.clone();
+        thread::spawn(move || {
+            in_netns(&ns, || {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && answered < 100_000 {
+                    let Ok(mut c) = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                    else {
+                        break;
+                    };
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+                    let mut body = String::new();
+                    if c.read_to_string(&mut body).is_ok() && body.starts_with("HTTP/1.1 200") {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+    };
+    sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon.wait_exit(Duration::from_secs(20));
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = scraper.join().unwrap();
+    assert!(exit.success(), "iplock run: {exit}\n{}", daemon.log());
+    assert!(answered > 0, "no scrape answered before the SIGTERM");
+    eprintln!("{answered} scrapes answered; iplock run stopped {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(1),
+        "iplock run took {took:?} to stop during scrapes"
+    );
+    assert!(!iplock.pin_dir().exists(), "the pin dir is left");
+    assert!(!pair.server_has_xdp(), "XDP is left");
+}
+
+/// Issue 11: SIGTERM in the middle of a burst of events (wrong knocks from
+/// spoofed sources) stops the daemon within 1 s and leaves nothing pinned.
+#[test]
+fn sigterm_during_a_burst_of_events_stops_within_1_s() {
+    if !require_root() {
+        return;
+    }
+    let dir = TempDir::new();
+    let pair = NetnsPair::new();
+    let iplock = Iplock::new(&pair);
+    let config = daemon_config(&dir, &pair, KNOCK);
+    let mut daemon = start_daemon(&iplock, &["--config", &config]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burst = {
+        let stop = stop.clone();
+        let inject = Injector::new(&pair);
+        // Bounded: 10 s of frames at most, should the daemon hang.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        thread::spawn(move || {
+            let more =
+                || !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline;
+            // The second step from a new source: a wrong knock.
+            inject_while(&inject, u32::MAX, more, |i| {
+                (spoofed_v6(i), STEPS[1].0, STEPS[1].1)
+            })
+        })
+    };
+    daemon.wait_for_log("wrong knock from", Duration::from_secs(10));
+    sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon.wait_exit(Duration::from_secs(20));
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = burst.join().unwrap();
+    assert!(exit.success(), "iplock run: {exit}\n{}", daemon.log());
+    eprintln!(
+        "iplock run stopped {took:?} after SIGTERM during a burst ({sent} wrong knocks sent)"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "iplock run took {took:?} to stop during a burst of events"
+    );
+    assert!(!iplock.pin_dir().exists(), "the pin dir is left");
+    assert!(!pair.server_has_xdp(), "XDP is left");
 }

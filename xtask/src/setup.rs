@@ -35,10 +35,16 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "man-db",
 ];
 
+/// Python modules the end-to-end tests use: (import name, PyPI package).
+/// prometheus_client's parser checks the metrics text.
+const PYTHON_MODULES: &[(&str, &str)] = &[("prometheus_client", "prometheus-client")];
+
 const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn run(root: &Path) -> Result<()> {
-    println!("setup: checking toolchain components, bpf-linker, Debian packages and bpffs");
+    println!(
+        "setup: checking toolchain components, bpf-linker, Debian packages, Python modules and bpffs"
+    );
     ensure!(
         cmd::succeeds(Command::new("rustc").arg("+nightly").arg("--version")),
         "the nightly Rust toolchain is missing (`rustc +nightly --version` failed); \
@@ -49,7 +55,21 @@ pub fn run(root: &Path) -> Result<()> {
     }
     bpf_linker(root)?;
     debian_packages()?;
+    python_modules()?;
     bpffs()
+}
+
+/// Installs with pip, for the `python3` on PATH, the modules it cannot import.
+fn python_modules() -> Result<()> {
+    for (module, package) in PYTHON_MODULES {
+        if cmd::succeeds(Command::new("python3").args(["-c", &format!("import {module}")])) {
+            println!("skip: python3 imports {module}");
+            continue;
+        }
+        println!("install: {package} with pip (`python3 -c 'import {module}'` failed)");
+        cmd::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", package]))?;
+    }
+    Ok(())
 }
 
 fn rust_components(root: &Path, toolchain: Option<&str>, wanted: &[&str]) -> Result<()> {

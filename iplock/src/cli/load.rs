@@ -37,7 +37,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
                 "iplock: a filter was already loaded at {}; this build's program replaced it in place, keeping its state",
                 dir.path().display()
             );
-            crate::cli::reload::report(&r);
+            for line in r.report() {
+                println!("iplock: {line}");
+            }
             warn_own_session(&settings);
             return Ok(());
         }

@@ -21,30 +21,8 @@ pub struct ReloadArgs {
 pub fn run(args: &ReloadArgs) -> Result<()> {
     let settings = Settings::from_args(&args.settings)?;
     let r = filter::reload(&settings, &args.pin.dir()?)?;
-    report(&r);
+    for line in r.report() {
+        println!("iplock: {line}");
+    }
     Ok(())
-}
-
-/// Says what a reload changed, one line each.
-pub fn report(r: &filter::Reloaded) {
-    for a in &r.added {
-        println!(
-            "iplock: attached to {} in {} mode",
-            a.iface,
-            if a.native { "native" } else { "skb" }
-        );
-    }
-    for name in &r.removed {
-        println!("iplock: detached from {name}");
-    }
-    if r.progress_reset > 0 {
-        println!(
-            "iplock: the knock sequence changed; knock progress was reset for {} source(s)",
-            r.progress_reset
-        );
-    }
-    println!(
-        "iplock: reloaded; {} interface(s) kept their state",
-        r.kept.len()
-    );
 }

@@ -40,6 +40,11 @@ impl EventLog {
         }
     }
 
+    /// When [`EventLog::flush`] next has a summary to write.
+    pub fn next_flush(&self) -> Option<Instant> {
+        self.0.next_expiry()
+    }
+
     /// Writes the summaries of every interval, as the daemon stops.
     pub fn finish(&mut self) {
         for (kind, n) in self.0.finish() {

@@ -53,6 +53,12 @@ impl<K: Ord + Copy> LogLimit<K> {
         }
     }
 
+    /// When the first open window is `interval` old, for the caller's
+    /// next [`LogLimit::expire`]; None while no window is open.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.windows.values().map(|w| w.start + self.interval).min()
+    }
+
     /// Closes the windows that are `interval` old at `now`: the lines each
     /// held back, for the kinds that held any.
     pub fn expire(&mut self, now: Instant) -> Vec<(K, u64)> {
@@ -95,6 +101,7 @@ mod tests {
                 true, true, true, false, false, false, false, false, false, false
             ]
         );
+        assert_eq!(l.next_expiry(), Some(t0 + 10 * SECOND));
         assert!(
             l.expire(t0 + 9 * SECOND).is_empty(),
             "the window is still open"
@@ -103,6 +110,7 @@ mod tests {
         assert_eq!(l.expire(t0 + 10 * SECOND), [("wrong", 8)]);
         // A new window opens with the next line, and writes again.
         assert!(l.admit("wrong", t0 + 11 * SECOND));
+        assert_eq!(l.next_expiry(), Some(t0 + 21 * SECOND));
         assert!(l.expire(t0 + 30 * SECOND).is_empty(), "nothing was held");
     }
 
@@ -129,6 +137,7 @@ mod tests {
         }
         assert_eq!(l.finish(), [("a", 2), ("b", 1)]);
         assert!(l.finish().is_empty());
+        assert_eq!(l.next_expiry(), None);
         assert!(l.admit("a", t0), "finish closed the windows");
     }
 }

@@ -1,5 +1,8 @@
-//! A Prometheus text endpoint for `iplock run --metrics`.
+//! A Prometheus text endpoint for `iplock run --metrics`. A scrape reads
+//! nothing whose size grows with the filter's state: the counters, the
+//! interfaces, and the counts of sources and bans the sweep last made.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,13 +14,22 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::daemon::{Stop, stopped};
 use crate::error::{Context as _, Result, input, quote};
+use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
-use crate::kernel::status::{self, Status};
+use crate::kernel::status::{self, InterfaceStatus};
+use crate::kernel::sweep::Live;
 
 /// Default port when only an address or nothing but a port is given.
 pub const DEFAULT_PORT: u16 = 9477;
@@ -51,58 +63,97 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr> {
     ))
 }
 
-/// The metrics of a status, in the Prometheus text format.
-pub fn render(st: &Status) -> String {
-    let mut o = String::new();
-    o.push_str("# HELP iplock_packets_total Packets the filter decided on, by verdict.\n");
-    o.push_str("# TYPE iplock_packets_total counter\n");
-    for (name, n) in &st.counters {
-        if *name != "bans_added" {
-            o.push_str(&format!("iplock_packets_total{{verdict=\"{name}\"}} {n}\n"));
-        }
-    }
-    let one = |o: &mut String, name: &str, kind: &str, help: &str, v: u64| {
-        o.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        ));
-    };
-    let count = |name: &str| st.counters.get(name).copied().unwrap_or(0);
-    one(
-        &mut o,
-        "iplock_door_opens_total",
-        "counter",
-        "Knock sequences completed.",
-        count("door_opened"),
-    );
-    one(
-        &mut o,
-        "iplock_bans_total",
-        "counter",
-        "Bans the filter imposed.",
-        count("bans_added"),
-    );
-    one(
-        &mut o,
-        "iplock_sources",
-        "gauge",
-        "Sources knocking or with an open door.",
-        st.sources.len() as u64,
-    );
-    one(
-        &mut o,
-        "iplock_bans_active",
-        "gauge",
-        "Bans in force.",
-        st.bans.len() as u64,
-    );
-    o
+/// What a scrape shows. Each part has a size that does not grow with
+/// the maps: the counters (a fixed array), the interfaces (at most
+/// MAX_IFACES) and the counts of the last sweep.
+pub struct Snapshot {
+    pub counters: BTreeMap<&'static str, u64>,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub live: Live,
 }
 
-fn respond(dir: &PinDir, path: &str) -> Response<Full<Bytes>> {
+impl Snapshot {
+    pub fn read(dir: &PinDir, live: Live) -> Result<Snapshot> {
+        let maps = Maps::open(dir)?;
+        Ok(Snapshot {
+            counters: status::counters(&maps)?,
+            interfaces: status::interfaces(&maps)?,
+            live,
+        })
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The metrics of a snapshot, in the Prometheus text format (0.0.4).
+pub fn render(s: &Snapshot) -> String {
+    let mut r = Registry::with_prefix("iplock");
+    let packets = Family::<Labels, Counter>::default();
+    for (name, n) in &s.counters {
+        if *name != "bans_added" {
+            packets
+                .get_or_create(&vec![("verdict", name.to_string())])
+                .inc_by(*n);
+        }
+    }
+    r.register(
+        "packets",
+        "Packets the filter decided on, by verdict",
+        packets,
+    );
+    let count = |name: &str| s.counters.get(name).copied().unwrap_or(0);
+    r.register(
+        "door_opens",
+        "Knock sequences completed",
+        ConstCounter::new(count("door_opened")),
+    );
+    r.register(
+        "bans",
+        "Bans the filter imposed",
+        ConstCounter::new(count("bans_added")),
+    );
+    r.register(
+        "sources",
+        "Sources knocking or with an open door, as counted at the last sweep",
+        ConstGauge::new(s.live.sources as i64),
+    );
+    r.register(
+        "bans_active",
+        "Bans in force, as counted at the last sweep",
+        ConstGauge::new(s.live.bans as i64),
+    );
+    r.register(
+        "build",
+        "The iplock that runs the filter",
+        Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_string())]),
+    );
+    let interfaces = Family::<Labels, Gauge>::default();
+    for i in &s.interfaces {
+        interfaces
+            .get_or_create(&vec![
+                ("name", i.name.clone()),
+                ("mode", i.mode.to_string()),
+            ])
+            .set(1);
+    }
+    r.register(
+        "interface_info",
+        "An interface the filter is attached to, and its XDP mode (native or skb)",
+        interfaces,
+    );
+    let mut text = String::new();
+    prometheus_text::encode(&mut text, &r).expect("writing to a String does not fail");
+    text
+}
+
+fn respond(dir: &PinDir, live: Live, path: &str) -> Response<Full<Bytes>> {
     let (code, body) = if path == "/metrics" {
-        match status::read(dir) {
-            Ok(st) => (StatusCode::OK, render(&st)),
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        match Snapshot::read(dir, live) {
+            Ok(s) => (StatusCode::OK, render(&s)),
+            Err(e) => {
+                log::error!("a scrape failed: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+            }
         }
     } else {
         (StatusCode::NOT_FOUND, "try /metrics\n".to_string())
@@ -111,7 +162,7 @@ fn respond(dir: &PinDir, path: &str) -> Response<Full<Bytes>> {
     *response.status_mut() = code;
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
     );
     response
 }
@@ -120,9 +171,9 @@ fn respond(dir: &PinDir, path: &str) -> Response<Full<Bytes>> {
 /// bounds keep a client from holding memory or the endpoint: a request
 /// head larger than hyper's smallest buffer is refused, and one not
 /// complete within the read timeout ends the connection.
-async fn answer(stream: TcpStream, dir: PinDir) {
+async fn answer(stream: TcpStream, dir: PinDir, live: watch::Receiver<Live>) {
     let service = service_fn(move |req: Request<Incoming>| {
-        let response = respond(&dir, req.uri().path());
+        let response = respond(&dir, *live.borrow(), req.uri().path());
         async move { Ok::<_, Infallible>(response) }
     });
     let _ = http1::Builder::new()
@@ -136,71 +187,97 @@ async fn answer(stream: TcpStream, dir: PinDir) {
         .await;
 }
 
-/// Serves the endpoint on `listener` until `shutdown` completes, each
-/// client in a task of its own so a slow one delays nobody; at shutdown
-/// the clients still connected are dropped at once.
-pub async fn serve(listener: TcpListener, dir: PinDir, shutdown: impl Future<Output = ()>) {
-    let mut clients = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            Some(_) = clients.join_next(), if !clients.is_empty() => {}
-            accepted = listener.accept(), if clients.len() < MAX_CLIENTS => match accepted {
-                Ok((stream, _)) => {
-                    clients.spawn(answer(stream, dir.clone()));
-                }
-                // Out of descriptors, say: retrying at once would spin.
-                Err(_) => tokio::time::sleep(ACCEPT_RETRY).await,
-            },
-        }
-    }
-}
-
-/// The endpoint running on a thread of its own.
-pub struct Server {
-    stop: oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Server {
-    /// Stops serving without waiting for the clients still connected.
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
-}
-
-/// Listens on `addr` and serves the endpoint on a thread until stopped.
-pub fn spawn(addr: SocketAddr, dir: PinDir) -> Result<Server> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context(|| "starting the metrics runtime".into())?;
+/// Listens on `addr`; needs the runtime.
+pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     let listener =
         std::net::TcpListener::bind(addr).context(|| format!("listening for metrics on {addr}"))?;
     listener
         .set_nonblocking(true)
         .context(|| "configuring the metrics listener".into())?;
-    let listener = {
-        let _in_runtime = runtime.enter();
-        TcpListener::from_std(listener).context(|| "configuring the metrics listener".into())?
-    };
-    let (stop, stopped) = oneshot::channel();
-    let thread = std::thread::spawn(move || {
-        runtime.block_on(serve(listener, dir, async {
-            let _ = stopped.await;
-        }));
-    });
-    Ok(Server { stop, thread })
+    TcpListener::from_std(listener).context(|| "configuring the metrics listener".into())
+}
+
+/// Serves the endpoint on `listener` until `stop`, each client in a task
+/// of its own so a slow one delays nobody; at the stop the clients still
+/// connected are dropped at once.
+pub async fn serve(
+    listener: TcpListener,
+    dir: PinDir,
+    live: watch::Receiver<Live>,
+    mut stop: Stop,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        log::info!("serving metrics on http://{addr}/metrics");
+    }
+    let mut clients = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => return,
+            Some(_) = clients.join_next(), if !clients.is_empty() => {}
+            accepted = listener.accept(), if clients.len() < MAX_CLIENTS => match accepted {
+                Ok((stream, _)) => {
+                    clients.spawn(answer(stream, dir.clone(), live.clone()));
+                }
+                // Out of descriptors, say: retrying at once would spin.
+                Err(e) => {
+                    log::warn!("accepting a metrics client failed: {e}");
+                    tokio::time::sleep(ACCEPT_RETRY).await
+                }
+            },
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_metric_names_of_before_with_build_and_interfaces() {
+        let snapshot = Snapshot {
+            counters: [("door_passed", 3), ("door_opened", 2), ("bans_added", 1)]
+                .into_iter()
+                .collect(),
+            interfaces: vec![InterfaceStatus {
+                name: "eth0".into(),
+                ifindex: 2,
+                mode: "native",
+                present: true,
+            }],
+            live: Live {
+                sources: 5,
+                bans: 4,
+            },
+        };
+        let text = render(&snapshot);
+        // A family's samples come in no particular order.
+        let mut samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        samples.sort_unstable();
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            samples,
+            [
+                "iplock_bans_active 4",
+                "iplock_bans_total 1",
+                &format!("iplock_build_info{{version=\"{version}\"}} 1"),
+                "iplock_door_opens_total 2",
+                "iplock_interface_info{name=\"eth0\",mode=\"native\"} 1",
+                "iplock_packets_total{verdict=\"door_opened\"} 2",
+                "iplock_packets_total{verdict=\"door_passed\"} 3",
+                "iplock_sources 5",
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE iplock_packets_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE iplock_sources gauge\n"), "{text}");
+    }
+
     #[test]
     fn a_huge_address_is_quoted_short() {
-        let err = super::parse_addr(&"x".repeat(100_000)).unwrap_err();
+        let err = parse_addr(&"x".repeat(100_000)).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().len() < 200, "{err}");
     }

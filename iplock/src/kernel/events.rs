@@ -1,6 +1,6 @@
 //! Reading the program's events from its pinned ring buffer.
 
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsRawFd, RawFd};
 
 use aya::maps::{Map, MapData, RingBuf};
 use iplock_common::addr;
@@ -26,25 +26,26 @@ impl Events {
         Ok(Events(ring))
     }
 
-    /// Waits up to `timeout_ms` for events and returns those that came.
-    pub fn wait(&mut self, timeout_ms: i32) -> Vec<Event> {
-        let mut pfd = libc::pollfd {
-            fd: self.0.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd; a signal interrupting the wait is fine.
-        unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        let mut out = Vec::new();
+    /// The next event in the ring, or None once it is empty; an item too
+    /// short to be an event (from another writer of the map) is skipped.
+    pub fn read(&mut self) -> Option<Event> {
         while let Some(item) = self.0.next() {
             if let Some(e) = item
                 .get(..size_of::<Event>())
                 .map(bytemuck::pod_read_unaligned::<Event>)
             {
-                out.push(e);
+                return Some(e);
             }
         }
-        out
+        None
+    }
+}
+
+/// The ring's descriptor is readable while it holds events, for waiting
+/// on it in an event loop.
+impl AsRawFd for Events {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 

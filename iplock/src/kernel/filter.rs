@@ -81,6 +81,35 @@ pub struct Reloaded {
     pub progress_reset: usize,
 }
 
+impl Reloaded {
+    /// What the reload changed, a sentence each, for the command's output
+    /// or the daemon's log.
+    pub fn report(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for a in &self.added {
+            lines.push(format!(
+                "attached to {} in {} mode",
+                a.iface,
+                if a.native { "native" } else { "skb" }
+            ));
+        }
+        for name in &self.removed {
+            lines.push(format!("detached from {name}"));
+        }
+        if self.progress_reset > 0 {
+            lines.push(format!(
+                "the knock sequence changed; knock progress was reset for {} source(s)",
+                self.progress_reset
+            ));
+        }
+        lines.push(format!(
+            "reloaded; {} interface(s) kept their state",
+            self.kept.len()
+        ));
+        lines
+    }
+}
+
 /// Applies `settings` to the filter loaded in `dir` without detaching it:
 /// a new instance of the program takes over every link in place (one
 /// atomic switch per interface), reading the same maps; open doors, bans

@@ -10,7 +10,7 @@ use iplock_common::config::{
 };
 use iplock_common::counters::Counter;
 use iplock_common::decide::{knock_deadline, live_progress};
-use iplock_common::state::MODE_NATIVE;
+use iplock_common::state::{MODE_NATIVE, SourceState};
 use serde::Serialize;
 
 use crate::config::cidr::Cidr;
@@ -130,6 +130,34 @@ pub fn read(dir: &PinDir) -> Result<Status> {
     let cfg = maps.config()?;
     let now = boot_ns();
 
+    Ok(Status {
+        pin_dir: dir.path().display().to_string(),
+        interfaces: interfaces(&maps)?,
+        config: config_status(&cfg),
+        counters: counters(&maps)?,
+        sources: source_list(&maps, &cfg, now)?,
+        bans: ban_list(&maps, now)?,
+        allow: allow_list(&maps, now)?,
+    })
+}
+
+/// Whether a source is `open` or `knocking` at `now`, and until when;
+/// None when neither (its progress expired with the door closed).
+pub fn source_state(s: &SourceState, cfg: &Config, now: u64) -> Option<(&'static str, u64)> {
+    if s.open_until_ns > now {
+        return Some(("open", s.open_until_ns));
+    }
+    let progress = live_progress(s, cfg, now);
+    match cfg.sequence(s.seq) {
+        Some(seq) if progress > 0 && progress < seq.count => {
+            Some(("knocking", knock_deadline(s, &seq)))
+        }
+        _ => None,
+    }
+}
+
+/// The interfaces the filter is attached to, and whether each is still there.
+pub fn interfaces(maps: &Maps) -> Result<Vec<InterfaceStatus>> {
     let mut interfaces = Vec::new();
     for e in maps.interfaces()? {
         let name = iface::from_fixed(&e.name);
@@ -144,7 +172,11 @@ pub fn read(dir: &PinDir) -> Result<Status> {
             name,
         });
     }
+    Ok(interfaces)
+}
 
+/// Every counter, summed over the CPUs.
+pub fn counters(maps: &Maps) -> Result<BTreeMap<&'static str, u64>> {
     let mut counters = BTreeMap::new();
     for c in Counter::ALL {
         let per_cpu = maps
@@ -153,16 +185,7 @@ pub fn read(dir: &PinDir) -> Result<Status> {
             .context(|| "reading the counters".into())?;
         counters.insert(c.name(), per_cpu.iter().sum());
     }
-
-    Ok(Status {
-        pin_dir: dir.path().display().to_string(),
-        interfaces,
-        config: config_status(&cfg),
-        counters,
-        sources: source_list(&maps, &cfg, now)?,
-        bans: ban_list(&maps, now)?,
-        allow: allow_list(&maps, now)?,
-    })
+    Ok(counters)
 }
 
 /// Sources knocking or open at `now`, sorted by address.
@@ -170,16 +193,8 @@ pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStat
     let mut sources = Vec::new();
     for kv in maps.sources.iter() {
         let (key, s) = kv.context(|| "reading the source map".into())?;
-        let (state, until) = if s.open_until_ns > now {
-            ("open", s.open_until_ns)
-        } else {
-            let progress = live_progress(&s, cfg, now);
-            match cfg.sequence(s.seq) {
-                Some(seq) if progress > 0 && progress < seq.count => {
-                    ("knocking", knock_deadline(&s, &seq))
-                }
-                _ => continue,
-            }
+        let Some((state, until)) = source_state(&s, cfg, now) else {
+            continue;
         };
         sources.push(SourceStatus {
             addr: addr::to_ip(&key).to_string(),

@@ -1,6 +1,7 @@
 //! Removing entries that no longer mean anything, so the maps hold only
 //! live state: expired bans and allow entries, and sources whose progress
-//! expired with their door closed.
+//! expired with their door closed. The same pass counts what is live, so
+//! that a reader of the counts need not walk the maps again.
 
 use iplock_common::config::Config;
 use iplock_common::decide::live_progress;
@@ -8,6 +9,7 @@ use iplock_common::state::SourceState;
 
 use crate::error::{Context as _, Result};
 use crate::kernel::maps::Maps;
+use crate::kernel::status::source_state;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Swept {
@@ -16,19 +18,30 @@ pub struct Swept {
     pub allow: usize,
 }
 
+/// What the maps hold that status shows: sources knocking or open, and bans in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Live {
+    pub sources: usize,
+    pub bans: usize,
+}
+
 fn source_is_dead(s: &SourceState, cfg: &Config, now: u64) -> bool {
     s.open_until_ns <= now && live_progress(s, cfg, now) == 0
 }
 
-pub fn sweep(maps: &mut Maps, now: u64) -> Result<Swept> {
+/// Removes what is dead at `now`, and counts what is live.
+pub fn sweep(maps: &mut Maps, now: u64) -> Result<(Swept, Live)> {
     let cfg = maps.config()?;
     let mut swept = Swept::default();
+    let mut live = Live::default();
 
     let mut dead = Vec::new();
     for kv in maps.sources.iter() {
         let (k, s) = kv.context(|| "reading the source map".into())?;
         if source_is_dead(&s, &cfg, now) {
             dead.push(k);
+        } else if source_state(&s, &cfg, now).is_some() {
+            live.sources += 1;
         }
     }
     for k in dead {
@@ -47,6 +60,8 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<Swept> {
             let (k, b) = kv.context(|| "reading the ban map".into())?;
             if b.until_ns <= now {
                 dead.push(k);
+            } else {
+                live.bans += 1;
             }
         }
         for k in dead {
@@ -71,5 +86,5 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<Swept> {
         }
         swept.allow += usize::from(removed);
     }
-    Ok(swept)
+    Ok((swept, live))
 }
