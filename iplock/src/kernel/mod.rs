@@ -1,10 +1,11 @@
 //! The loaded filter: the eBPF object, its pins in bpffs, loading and
 //! attaching, the typed maps and their layout, configuration slots, the
-//! event ring, sweeping and reading its status.
+//! event ring, the program's log, sweeping and reading its status.
 
 pub mod events;
 pub mod filter;
 pub mod layout;
+pub mod log;
 pub mod maps;
 pub mod object;
 pub mod pin_dir;
