@@ -30,6 +30,7 @@ pub const CONFIG: &str = r#"interfaces = ["lo"]
 protect = [22]
 knock = "tcp:100,tcp:300,tcp:200"
 allow = ["198.51.100.128/25"]
+knock_answer = "drop"
 [ban]
 closed_door = false
 wrong_knock = false

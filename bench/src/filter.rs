@@ -45,10 +45,14 @@ impl Unattached {
     /// Loads with `s`'s map sizes and allow list, and `config` (normally
     /// `s.to_kernel()`) in the config map.
     pub fn load(s: &Settings, config: Config) -> Result<Unattached> {
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(MAP_SOURCES, s.max_sources)
             .map_max_entries(MAP_BANS, s.max_bans)
-            .map_max_entries(MAP_KNOCK_BANS, s.max_knock_bans)
+            .map_max_entries(MAP_KNOCK_BANS, s.max_knock_bans);
+        // Its log off, as `iplock load` loads it.
+        iplock::kernel::log::override_level(&mut loader, iplock::kernel::log::level());
+        let mut ebpf = loader
             .load(iplock::kernel::object::OBJECT)
             .context("loading the iplock object")?;
         let mut maps = Maps::build(|name| {

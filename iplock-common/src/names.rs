@@ -34,13 +34,20 @@ pub const MAP_IFACES: &str = "IPLOCK_IFACES";
 /// Events for `iplock run` (`RINGBUF` of [`crate::events::Event`]).
 pub const MAP_EVENTS: &str = "IPLOCK_EVENTS";
 
+/// The program's diagnostics (`RINGBUF` of aya-log records), made by
+/// aya-log-ebpf and pinned with the rest so that every program that
+/// replaces another writes to the ring `iplock run` reads.
+pub const MAP_LOGS: &str = "AYA_LOGS";
+/// Size of [`MAP_LOGS`], fixed by aya-log-ebpf 0.2.
+pub const LOGS_BYTES: u32 = 1 << 17;
+
 /// Rotating sequences already used (`LRU_HASH`, sequence id -> 1).
 pub const MAP_SPENT: &str = "IPLOCK_SPENT";
 /// Spent sequence ids remembered: two are live at a time.
 pub const MAX_SPENT: u32 = 64;
 
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 11] = [
+pub const PINNED_MAPS: [&str; 12] = [
     MAP_SLOT,
     MAP_CONFIG,
     MAP_ALLOW_B,
@@ -52,6 +59,7 @@ pub const PINNED_MAPS: [&str; 11] = [
     MAP_IFACES,
     MAP_EVENTS,
     MAP_SPENT,
+    MAP_LOGS,
 ];
 
 /// Default pin directory under bpffs.

@@ -11,6 +11,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
+use aya_log_ebpf::debug;
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
@@ -22,7 +23,7 @@ use iplock_common::names::{
 };
 use iplock_common::packet::Packet;
 use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, IfaceEntry, SourceState};
-use parse::Unclassified;
+use parse::{Reason, Unclassified};
 
 #[map]
 static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
@@ -77,10 +78,48 @@ pub fn iplock(ctx: XdpContext) -> u32 {
             count(Counter::NotClassified);
             XDP_PASS
         }
-        Err(Unclassified::Malformed) => {
+        Err(Unclassified::Malformed(why)) => {
             count(Counter::Malformed);
+            log_malformed(&ctx, why);
             XDP_DROP
         }
+    }
+}
+
+/// Target of the program's log records, as `iplock run` prints them.
+const LOG_TARGET: &str = "iplock::xdp";
+
+/// Says at debug level why a frame was dropped as malformed. The level is
+/// a constant the loader writes (see iplock's kernel/log.rs): below debug
+/// the verifier removes all of this as dead code.
+#[inline(always)]
+fn log_malformed(ctx: &XdpContext, why: Reason) {
+    match why {
+        Reason::FirstFragmentCut => debug!(
+            ctx,
+            target: LOG_TARGET,
+            "dropped a malformed frame: a first fragment cut short before its transport header"
+        ),
+        Reason::TcpAtOffsetOne => debug!(
+            ctx,
+            target: LOG_TARGET,
+            "dropped a malformed frame: an IPv4 TCP fragment at offset 1"
+        ),
+        Reason::Ipv6ChainTooLong => debug!(
+            ctx,
+            target: LOG_TARGET,
+            "dropped a malformed frame: an IPv6 extension-header chain too long to follow"
+        ),
+        Reason::ThirdVlanTag => debug!(
+            ctx,
+            target: LOG_TARGET,
+            "dropped a malformed frame: a third VLAN tag"
+        ),
+        Reason::V4MappedSource => debug!(
+            ctx,
+            target: LOG_TARGET,
+            "dropped a malformed frame: an IPv4-mapped IPv6 source"
+        ),
     }
 }
 
@@ -185,7 +224,8 @@ impl Lookup for Maps<'_> {
 }
 
 /// Tells `iplock run` about doors opened, wrong knocks and bans. A full
-/// ring buffer loses the event, never the packet's verdict.
+/// ring buffer loses the event, never the packet's verdict; at debug level
+/// the loss is logged.
 #[inline(always)]
 fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
     let Some(kind) = d.event_kind() else {
@@ -204,6 +244,12 @@ fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
             _pad: 0,
         });
         slot.submit(0);
+    } else {
+        debug!(
+            ctx,
+            target: LOG_TARGET,
+            "the event ring buffer is full: an event for iplock run was lost"
+        );
     }
 }
 

@@ -32,11 +32,26 @@ pub enum Unclassified {
     ///   attached to as well (the README says so).
     Pass,
     /// Built to hide its transport header from this parser while the kernel
-    /// would still reassemble or parse it (RFC 1858, RFC 7112): a first
-    /// fragment that ends before the TCP flags or the UDP header, an IPv4
-    /// TCP fragment at offset 1, or an IPv6 extension-header chain longer
-    /// than the parser follows. Dropped.
-    Malformed,
+    /// would still reassemble or parse it (RFC 1858, RFC 7112), or to slip
+    /// past it otherwise; [`Reason`] says how. Dropped.
+    Malformed(Reason),
+}
+
+/// Why a frame was dropped as malformed, for the program's debug log.
+#[derive(Clone, Copy)]
+pub enum Reason {
+    /// A first fragment that ends before the TCP flags, the UDP header or
+    /// the end of an IPv6 extension header.
+    FirstFragmentCut,
+    /// An IPv4 TCP fragment at offset 1 (8 bytes), which can only be
+    /// rewriting the flags of the first one (RFC 1858).
+    TcpAtOffsetOne,
+    /// An IPv6 extension-header chain longer than the parser follows.
+    Ipv6ChainTooLong,
+    /// A third VLAN tag, inside which Linux would still find the packet.
+    ThirdVlanTag,
+    /// An IPv4-mapped IPv6 source, which would share the IPv4 address's state.
+    V4MappedSource,
 }
 
 use Unclassified::{Malformed, Pass};
@@ -111,7 +126,11 @@ fn read_be16(p: *const u16) -> u16 {
 /// packet, unless it is a first fragment, whose rest comes later.
 #[inline(always)]
 fn cut(first_fragment: bool) -> Unclassified {
-    if first_fragment { Malformed } else { Pass }
+    if first_fragment {
+        Malformed(Reason::FirstFragmentCut)
+    } else {
+        Pass
+    }
 }
 
 /// The EtherTypes the kernel's receive path takes for a VLAN tag
@@ -141,7 +160,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
     // Linux strips any number of priority tags and delivers what is inside
     // on this interface: a deeper stack would otherwise pass unfiltered.
     if is_vlan(ether_type) {
-        return Err(Malformed);
+        return Err(Malformed(Reason::ThirdVlanTag));
     }
 
     let net = if ether_type == u16::from_be(EtherType::Ipv4 as u16) {
@@ -208,7 +227,7 @@ fn ipv4(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
         // Except at offset 1 (8 bytes), where a TCP fragment can only be
         // rewriting the flags of the first one (RFC 1858).
         return Err(if frag_offset == 1 && ip.proto == PROTO_TCP {
-            Malformed
+            Malformed(Reason::TcpAtOffsetOne)
         } else {
             Pass
         });
@@ -235,7 +254,7 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     // An IPv4-mapped source would share the IPv4 address's state (the key
     // convention maps both to one key); the kernel drops such packets too.
     if addr::is_v4(&ip.src_addr) {
-        return Err(Malformed);
+        return Err(Malformed(Reason::V4MappedSource));
     }
     let mut next = ip.next_hdr;
     let payload = usize::from(u16::from_be_bytes(ip.payload_len));
@@ -299,7 +318,7 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
         || next == IpProto::Ipv6Frag as u8
         || next == IPPROTO_AH
     {
-        return Err(Malformed);
+        return Err(Malformed(Reason::Ipv6ChainTooLong));
     }
     Ok(Net {
         src: ip.src_addr,

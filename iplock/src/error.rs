@@ -34,6 +34,12 @@ pub enum Error {
         #[source]
         source: aya::pin::PinError,
     },
+    #[error("{what}: {source}")]
+    Log {
+        what: String,
+        #[source]
+        source: aya_log::Error,
+    },
     #[error("loading the XDP program failed: {0}")]
     Ebpf(#[from] aya::EbpfError),
 }

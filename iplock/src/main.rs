@@ -40,8 +40,8 @@ enum Command {
 }
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    init_logging(&cli.command);
     let result = match &cli.command {
         Command::Load(a) => cmd::load::run(a),
         Command::Status(a) => cmd::status::run(a),
@@ -59,5 +59,31 @@ fn main() {
     if let Err(e) = result {
         eprintln!("iplock: {e}");
         std::process::exit(e.exit_code());
+    }
+}
+
+/// RUST_LOG (default info), or `iplock run --log-level`, which replaces it
+/// whole. `iplock run` loads the XDP program to log at the same level; every
+/// other command loads it with its log off, since none reads it.
+fn init_logging(command: &Command) {
+    let mut logger = env_logger::Builder::new();
+    let flag = match command {
+        Command::Run(a) => a.log_level,
+        _ => None,
+    };
+    match flag {
+        Some(level) => {
+            logger.filter_level(level.filter());
+            if let Ok(style) = std::env::var("RUST_LOG_STYLE") {
+                logger.parse_write_style(&style);
+            }
+        }
+        None => {
+            logger.parse_env(env_logger::Env::default().default_filter_or("info"));
+        }
+    }
+    logger.init();
+    if let Command::Run(_) = command {
+        iplock::kernel::log::set_level(log::max_level());
     }
 }

@@ -314,6 +314,21 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
             .expect("kernel reports it"),
         info.size_translated().expect("kernel reports it"),
     );
+    // With the log at debug, as `iplock run --log-level debug` loads it: the
+    // log statements are live code the verifier must accept too.
+    let debug = harness::load_with(Some(1024), log::LevelFilter::Debug);
+    let prog: &Xdp = debug
+        .program(names::PROGRAM)
+        .expect("object has the iplock program")
+        .try_into()
+        .expect("iplock is an XDP program");
+    let info = prog.info().expect("program info");
+    eprintln!(
+        "verifier, log at debug: {} instructions processed, {} translated bytes",
+        info.verified_instruction_count()
+            .expect("kernel reports it"),
+        info.size_translated().expect("kernel reports it"),
+    );
     // The loader pins exactly these, so a map missing here breaks it and an
     // extra map would silently lose its state on every reload.
     // Sections of constants the compiler emits (`.rodata*`) become maps too;
@@ -339,6 +354,8 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
         names::MAP_ALLOW_B,
         names::MAP_COUNTERS,
         names::MAP_IFACES,
+        names::MAP_EVENTS,
+        names::MAP_LOGS,
     ] {
         let (data, max_entries) = match (name, ebpf.map(name).expect("checked above")) {
             (names::MAP_SLOT, Map::Array(d)) => (d, 1),
@@ -349,6 +366,8 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
             (names::MAP_ALLOW | names::MAP_ALLOW_B, Map::LpmTrie(d)) => (d, names::MAX_ALLOW),
             (names::MAP_COUNTERS, Map::PerCpuArray(d)) => (d, COUNTERS),
             (names::MAP_IFACES, Map::Array(d)) => (d, names::MAX_IFACES as u32),
+            (names::MAP_EVENTS, Map::RingBuf(d)) => (d, iplock_common::events::EVENTS_BYTES),
+            (names::MAP_LOGS, Map::RingBuf(d)) => (d, names::LOGS_BYTES),
             _ => panic!("map {name} has the wrong type"),
         };
         let info = data.info().expect("map info");
@@ -1572,4 +1591,83 @@ fn timestamps_are_boot_time() {
         "ban until {} not one ban time after [{before}, {after}]",
         b.until_ns
     );
+}
+
+/// What the program's log passes to the `log` crate.
+#[derive(Clone, Default)]
+struct Records(std::sync::Arc<std::sync::Mutex<Vec<(log::Level, String, String)>>>);
+
+impl log::Log for Records {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, r: &log::Record) {
+        let mut records = self.0.lock().expect("records");
+        records.push((r.level(), r.target().to_string(), r.args().to_string()));
+    }
+
+    fn flush(&self) {}
+}
+
+/// The log records one malformed frame produces with the program's log at
+/// `level`.
+fn records_of(level: log::LevelFilter, frame: &Frame) -> Vec<(log::Level, String, String)> {
+    let mut ebpf = harness::load_with(Some(1024), level);
+    let records = Records::default();
+    let mut logger = aya_log::EbpfLogger::init_with_logger(&mut ebpf, records.clone())
+        .expect("the object has the log ring");
+    let prog: &Xdp = ebpf
+        .program(names::PROGRAM)
+        .expect("program")
+        .try_into()
+        .expect("XDP program");
+    let action = aya::programs::TestRun::test_run(
+        prog,
+        aya::programs::TestRunOptions {
+            data_in: Some(&frame.bytes()),
+            ..Default::default()
+        },
+    )
+    .expect("BPF_PROG_TEST_RUN")
+    .return_value;
+    assert_eq!(
+        harness::verdict(action),
+        Some(Drop),
+        "a malformed frame is dropped"
+    );
+    logger.flush();
+    records.0.lock().expect("records").clone()
+}
+
+/// Issue 11: at debug level the program says why it dropped a frame as
+/// malformed; below it, nothing reaches the log ring.
+#[test]
+fn malformed_frames_are_logged_at_debug_only() {
+    if !privileged("malformed_frames_are_logged_at_debug_only") {
+        return;
+    }
+    let third_tag = tcp(A, SSH, SYN)
+        .vlan(TPID_8021AD)
+        .vlan(TPID_8021Q)
+        .vlan(TPID_8021Q);
+    let got = records_of(log::LevelFilter::Debug, &third_tag);
+    assert_eq!(
+        got,
+        vec![(
+            log::Level::Debug,
+            "iplock::xdp".to_string(),
+            "dropped a malformed frame: a third VLAN tag".to_string()
+        )]
+    );
+    let offset_one = tcp(A, SSH, SYN).fragment(1, false);
+    let got = records_of(log::LevelFilter::Trace, &offset_one);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].2.ends_with("an IPv4 TCP fragment at offset 1"),
+        "{got:?}"
+    );
+    for level in [log::LevelFilter::Off, log::LevelFilter::Info] {
+        assert_eq!(records_of(level, &third_tag), vec![], "at {level}");
+    }
 }

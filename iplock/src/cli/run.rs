@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// How often expired entries are swept from the maps.
     #[arg(long, value_name = "D", default_value = "5s")]
     pub sweep_every: String,
+    /// Log level, in place of RUST_LOG; debug also has the XDP program say
+    /// why it dropped a frame as malformed or lost an event.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub log_level: Option<crate::cli::LogLevel>,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {

@@ -5,8 +5,16 @@ use std::net::IpAddr;
 
 use aya::maps::lpm_trie::Key;
 use iplock_common::addr::{self, AddrKey, V4_MAPPED_PREFIX_BITS};
+use ipnet::IpNet;
 
 use crate::error::{Result, input, quote};
+
+fn not_a_block<T>(s: &str) -> Result<T> {
+    input(format!(
+        "{} is not an IPv4 or IPv6 address or CIDR block",
+        quote(s)
+    ))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr {
@@ -15,40 +23,51 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `ADDR/LEN` or a bare address (a single host). Host bits must
-    /// be clear: `192.0.2.5/24` is refused rather than silently widened.
+    /// Parses `ADDR/LEN` or a bare address (a single host), with `ipnet`.
+    /// Host bits must be clear: `192.0.2.5/24` is refused rather than
+    /// silently widened. An IPv4-mapped IPv6 block is refused too: its key
+    /// is the IPv4 block's, and the program drops IPv4-mapped sources.
     pub fn parse(s: &str) -> Result<Cidr> {
         let s = s.trim();
-        let (ip, len) = match s.split_once('/') {
-            Some((ip, len)) => (ip, Some(len)),
-            None => (s, None),
+        let net = match s.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) => match s.split_once('/') {
+                // ipnet says only that the whole is wrong; the address
+                // alone tells which part is.
+                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => {
+                    let max = if ip.contains(':') { 128 } else { 32 };
+                    return input(format!(
+                        "{} has a prefix length that is not a number from 0 to {max}",
+                        quote(s)
+                    ));
+                }
+                Some(_) => return not_a_block(s),
+                None => match s.parse::<IpAddr>() {
+                    Ok(ip) => IpNet::from(ip),
+                    Err(_) => return not_a_block(s),
+                },
+            },
         };
-        let Ok(ip) = ip.parse::<IpAddr>() else {
+        if let IpNet::V6(v6) = net
+            && let Some(v4) = v6.network().to_ipv4_mapped()
+        {
+            let len = u32::from(v6.prefix_len()).saturating_sub(V4_MAPPED_PREFIX_BITS);
             return input(format!(
-                "{} is not an IPv4 or IPv6 address or CIDR block",
-                quote(s)
-            ));
-        };
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let len = match len.map(str::parse::<u32>) {
-            None => max,
-            Some(Ok(n)) if n <= max => n,
-            Some(_) => {
-                return input(format!(
-                    "{} has a prefix length that is not a number from 0 to {max}",
-                    quote(s)
-                ));
-            }
-        };
-        let cidr = Cidr { ip, len };
-        let masked = addr::to_ip(&addr::mask(&addr::from_ip(ip), cidr.key_bits()));
-        if masked != ip {
-            return input(format!(
-                "{} has host bits set; did you mean {masked}/{len}?",
+                "{} is an IPv4-mapped IPv6 block; write it as {v4}/{len}",
                 quote(s)
             ));
         }
-        Ok(cidr)
+        if net.addr() != net.network() {
+            return input(format!(
+                "{} has host bits set; did you mean {}?",
+                quote(s),
+                net.trunc()
+            ));
+        }
+        Ok(Cidr {
+            ip: net.addr(),
+            len: u32::from(net.prefix_len()),
+        })
     }
 
     /// Prefix length on the 16-byte key (IPv4 blocks sit under ::ffff:0:0/96).
@@ -128,5 +147,36 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn sentences_say_what_is_wrong() {
+        let sentence = |s: &str| Cidr::parse(s).unwrap_err().to_string();
+        assert_eq!(
+            sentence("192.0.2.5/24"),
+            "`192.0.2.5/24` has host bits set; did you mean 192.0.2.0/24?"
+        );
+        assert_eq!(
+            sentence("10.0.0.0/x"),
+            "`10.0.0.0/x` has a prefix length that is not a number from 0 to 32"
+        );
+        assert_eq!(
+            sentence("2001:db8::/129"),
+            "`2001:db8::/129` has a prefix length that is not a number from 0 to 128"
+        );
+        assert_eq!(
+            sentence("nonsense/8"),
+            "`nonsense/8` is not an IPv4 or IPv6 address or CIDR block"
+        );
+        assert_eq!(
+            sentence("::ffff:192.0.2.0/120"),
+            "`::ffff:192.0.2.0/120` is an IPv4-mapped IPv6 block; write it as 192.0.2.0/24"
+        );
+        assert_eq!(
+            Cidr::parse("::ffff:0:0/95").unwrap_err().to_string(),
+            "`::ffff:0:0/95` has host bits set; did you mean ::fffe:0:0/95?"
+        );
+        assert_eq!(Cidr::parse("::/0").unwrap().len, 0);
+        assert_eq!(Cidr::parse(" 192.0.2.0/24 ").unwrap().len, 24);
     }
 }

@@ -1,41 +1,50 @@
-//! Durations as administrators write them: `500ms`, `10s`, `5m`, `1h`, `1d`.
+//! Durations as administrators write them: `500ms`, `10s`, `5m`, `1h`, `1d`,
+//! parsed by `humantime`, which also takes its longer unit names and sums
+//! (`90min`, `2days`, `1h30m`, `1h 30m`, `1w`, `1y`).
 
 use std::time::Duration;
 
+use humantime::DurationError;
+
 use crate::error::{Result, input, quote};
 
-/// Longest duration accepted anywhere (a year), far beyond any sane ban
+/// Longest duration accepted anywhere: a year as `humantime` counts it
+/// (365.25 days, so that `1y` itself is accepted), far beyond any sane ban
 /// and far from overflowing the kernel's u64 nanosecond clock.
-const MAX: Duration = Duration::from_secs(365 * 86_400);
+const MAX: Duration = Duration::from_secs(31_557_600);
 
 /// Parses a positive duration with a unit; `what` names the setting.
+/// Fractions (`1.5s`) are refused, as are durations finer than a
+/// millisecond, which nothing here can state (`500us`).
 pub fn parse(s: &str, what: &str) -> Result<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
     let bad = || {
-        format!(
+        input(format!(
             "{what} {} is not a duration like 500ms, 10s, 5m, 1h or 1d",
             quote(s)
-        )
+        ))
     };
-    let n: u64 = match num.parse() {
-        Ok(n) => n,
-        Err(_) => return input(bad()),
-    };
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        _ => return input(bad()),
+    let long = || input(format!("{what} {} is longer than a year", quote(s)));
+    // humantime reads `1.5s`; the units say what a fraction would.
+    if s.contains('.') {
+        return bad();
+    }
+    let d = match humantime::parse_duration(s) {
+        Ok(d) => d,
+        Err(DurationError::NumberOverflow) => return long(),
+        Err(_) => return bad(),
     };
     if d.is_zero() {
         return input(format!("{what} must be above zero, not {}", quote(s)));
     }
     if d > MAX {
-        return input(format!("{what} {} is longer than a year", quote(s)));
+        return long();
+    }
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return input(format!(
+            "{what} {} is not a whole number of milliseconds",
+            quote(s)
+        ));
     }
     Ok(d)
 }
@@ -76,6 +85,39 @@ mod tests {
             assert_eq!(err.exit_code(), 2, "{bad}");
             assert!(err.to_string().starts_with("ban time"), "{err}");
         }
+    }
+
+    #[test]
+    fn takes_humantime_sums_and_names_within_the_bounds() {
+        assert_eq!(parse("1h30m", "x").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse("1h 30m", "x").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse("2days", "x").unwrap(), Duration::from_secs(172_800));
+        assert_eq!(parse("1y", "x").unwrap(), MAX);
+        assert_eq!(
+            parse("365d", "x").unwrap(),
+            Duration::from_secs(365 * 86_400)
+        );
+        let sentence = |s: &str| parse(s, "the ban time").unwrap_err().to_string();
+        assert_eq!(
+            sentence("500us"),
+            "the ban time `500us` is not a whole number of milliseconds"
+        );
+        assert_eq!(
+            sentence("0.5s"),
+            "the ban time `0.5s` is not a duration like 500ms, 10s, 5m, 1h or 1d"
+        );
+        assert_eq!(
+            sentence("99999999999999999999d"),
+            "the ban time `99999999999999999999d` is longer than a year"
+        );
+        assert_eq!(
+            sentence("1y 1s"),
+            "the ban time `1y 1s` is longer than a year"
+        );
+        assert_eq!(
+            sentence("0ms"),
+            "the ban time must be above zero, not `0ms`"
+        );
     }
 
     #[test]

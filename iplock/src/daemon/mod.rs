@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod rotation;
 pub mod signals;
 pub mod sweep;
+pub mod xdp_log;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -150,6 +151,7 @@ async fn serve(
     let metrics =
         listener.map(|l| tokio::spawn(metrics::serve(l, dir.clone(), live_rx, stop.clone())));
     let events = tokio::spawn(events::run(events, stop.clone()));
+    let xdp_log = tokio::spawn(xdp_log::run(dir.clone(), stop.clone()));
     let sweeper = tokio::spawn(sweep::run(
         dir.clone(),
         options.sweep_every,
@@ -174,6 +176,7 @@ async fn serve(
         let _ = m.await;
     }
     let _ = events.await;
+    let _ = xdp_log.await;
     Ok(())
 }
 

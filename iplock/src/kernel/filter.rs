@@ -222,6 +222,7 @@ fn open_object(settings: &Settings, dir: &PinDir) -> Result<(Ebpf, Maps)> {
         .map_max_entries(MAP_SOURCES, settings.max_sources)
         .map_max_entries(MAP_BANS, settings.max_bans)
         .map_max_entries(MAP_KNOCK_BANS, settings.max_knock_bans);
+    crate::kernel::log::override_level(&mut loader, crate::kernel::log::level());
     for name in PINNED_MAPS {
         loader.map_pin_path(name, dir.map(name));
     }

@@ -10,9 +10,9 @@ use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
 use iplock_common::events::EVENTS_BYTES;
 use iplock_common::names::{
-    CONFIG_SLOTS, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS,
-    MAP_IFACES, MAP_KNOCK_BANS, MAP_SLOT, MAP_SOURCES, MAP_SPENT, MAX_IFACES, MAX_SPENT,
-    PINNED_MAPS,
+    CONFIG_SLOTS, LOGS_BYTES, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS,
+    MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS, MAP_LOGS, MAP_SLOT, MAP_SOURCES, MAP_SPENT, MAX_IFACES,
+    MAX_SPENT, PINNED_MAPS,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -26,7 +26,7 @@ struct Layout {
     entries: Option<u32>,
     /// Whether the map holds state worth refusing an upgrade for; the
     /// others are rebuilt by the loader (configuration, interfaces,
-    /// counters, events, spent sequences).
+    /// counters, events, spent sequences, the program's log).
     stateful: bool,
 }
 
@@ -46,6 +46,7 @@ fn expected(name: &str) -> Layout {
         MAP_IFACES => (4, size_of::<IfaceEntry>(), Some(MAX_IFACES as u32), false),
         MAP_SPENT => (4, 4, Some(MAX_SPENT), false),
         MAP_EVENTS => (0, 0, Some(EVENTS_BYTES), false),
+        MAP_LOGS => (0, 0, Some(LOGS_BYTES), false),
         _ => unreachable!("{name} is not a pinned map"),
     };
     Layout {

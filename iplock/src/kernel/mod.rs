@@ -1,11 +1,13 @@
 //! The loaded filter: the eBPF object, its pins in bpffs, loading and
 //! attaching, the typed maps and their layout, configuration slots, the
-//! event ring, sweeping, reading its status and what a reload would change.
+//! event ring, the program's log, sweeping, reading its status and what a
+//! reload would change.
 
 pub mod changes;
 pub mod events;
 pub mod filter;
 pub mod layout;
+pub mod log;
 pub mod maps;
 pub mod object;
 pub mod pin_dir;

@@ -83,7 +83,14 @@ pub fn load(small: bool) -> Ebpf {
 /// Like [`load`], with the two LRU maps at `entries` (default sizes for
 /// `None`).
 pub fn load_sized(entries: Option<u32>) -> Ebpf {
+    load_with(entries, log::LevelFilter::Off)
+}
+
+/// Like [`load_sized`], with the program's log at `level` (off elsewhere,
+/// as `iplock load` loads it).
+pub fn load_with(entries: Option<u32>, level: log::LevelFilter) -> Ebpf {
     let mut loader = EbpfLoader::new();
+    iplock::kernel::log::override_level(&mut loader, level);
     if let Some(n) = entries {
         loader
             .map_max_entries(names::MAP_SOURCES, n)
