@@ -8,7 +8,7 @@ use iplock_common::addr::{self, AddrKey, V4_MAPPED_PREFIX_BITS};
 
 use crate::error::{Result, input, quote};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub ip: IpAddr,
     pub len: u32,
