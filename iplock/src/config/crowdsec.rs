@@ -163,15 +163,15 @@ impl CrowdsecFile {
     /// Validates the section; `config` is the file it was read from, checked
     /// like a key file when it holds a key or password itself.
     pub(crate) fn settings(&self, config: Option<&Path>) -> Result<CrowdsecSettings> {
-        if self.api_key.is_some() || self.password.is_some() {
-            if let Some(path) = config {
-                let f = input_file::read(path, "the config file")?;
-                refuse_private(
-                    path,
-                    &f.meta,
-                    "the config file, which holds a CrowdSec key,",
-                )?;
-            }
+        if let Some(path) = config
+            && (self.api_key.is_some() || self.password.is_some())
+        {
+            let f = input_file::read(path, "the config file")?;
+            refuse_private(
+                path,
+                &f.meta,
+                "the config file, which holds a CrowdSec key,",
+            )?;
         }
         let api_key = match (&self.api_key, &self.api_key_file) {
             (Some(_), Some(_)) => {

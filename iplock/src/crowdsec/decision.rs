@@ -296,6 +296,11 @@ pub enum Change {
     Lift { target: Cidr },
 }
 
+/// Ends closer than this count as the same: the Local API dates each
+/// answer's durations anew, so a decision listed again (a startup pull
+/// after an outage) ends a few milliseconds off, not worth a map write.
+pub const END_SLACK_NS: u64 = 2_000_000_000;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum DecisionKey {
     Id(i64),
@@ -364,10 +369,12 @@ impl DecisionSet {
         for (target, was) in &before {
             match self.until(target) {
                 None => changes.push(Change::Lift { target: *target }),
-                Some(until_ns) if until_ns != *was => changes.push(Change::Ban {
-                    target: *target,
-                    until_ns,
-                }),
+                Some(until_ns) if until_ns.abs_diff(*was) >= END_SLACK_NS => {
+                    changes.push(Change::Ban {
+                        target: *target,
+                        until_ns,
+                    })
+                }
                 Some(_) => {}
             }
         }
@@ -529,16 +536,16 @@ mod tests {
             target: cidr(target),
             origin: "cscli".into(),
             scenario: "x".into(),
-            until_ns: until,
+            until_ns: until * S,
         }
     }
 
     #[test]
     fn the_set_turns_deltas_into_changes() {
         let mut set = DecisionSet::new();
-        let ban = |t: &str, u| Change::Ban {
+        let ban = |t: &str, u: u64| Change::Ban {
             target: cidr(t),
-            until_ns: u,
+            until_ns: u * S,
         };
         let lift = |t: &str| Change::Lift { target: cidr(t) };
         let startup = Delta {
@@ -571,6 +578,13 @@ mod tests {
             ..Delta::default()
         };
         assert_eq!(set.apply(&del1), [lift("192.0.2.1")]);
+        // The same decision listed again, dated a little differently: nothing to write.
+        let drift = Delta {
+            startup: true,
+            new: vec![dec(3, "2001:db8::/48", 31)],
+            ..Delta::default()
+        };
+        assert_eq!(set.apply(&drift), []);
         // A new decision on a target already banned as long: nothing to write.
         let again = Delta {
             new: vec![dec(4, "2001:db8::/48", 30)],
@@ -587,9 +601,9 @@ mod tests {
             set.apply(&resync),
             [lift("2001:db8::/48"), ban("192.0.2.5", 50)]
         );
-        set.prune(49);
+        set.prune(49 * S);
         assert_eq!(set.len(), 1);
-        set.prune(50);
+        set.prune(50 * S);
         assert!(set.is_empty());
     }
 }
