@@ -452,6 +452,31 @@ mod tests {
     }
 
     #[test]
+    fn a_section_of_a_whole_config_file() {
+        use crate::config::settings::{Settings, SettingsArgs};
+        let d = Dir::new("whole");
+        let text = "interfaces = [\"lo\"]\nknock = \"tcp:100,udp:300,tcp:200\"\n\
+                    [crowdsec]\nlapi_url = \"http://127.0.0.1:8080/\"\napi_key = \"s3cr3t\"\n";
+        let path = d.file("iplock.toml", text, 0o600);
+        let args = SettingsArgs {
+            config: Some(path.clone()),
+            ..SettingsArgs::default()
+        };
+        let s = Settings::from_args(&args).unwrap();
+        assert_eq!(s.crowdsec.unwrap().lapi_url.base(), "http://127.0.0.1:8080");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Settings::from_args(&args).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("holds a CrowdSec key"), "{e}");
+        d.file(
+            "iplock.toml",
+            "interfaces = [\"lo\"]\nknock = \"tcp:100,udp:300,tcp:200\"\n",
+            0o644,
+        );
+        assert_eq!(Settings::from_args(&args).unwrap().crowdsec, None);
+    }
+
+    #[test]
     fn bad_sections_in_one_sentence() {
         refused("lapi_url = \"http://h\"", "neither a bouncer key");
         refused("api_key = \"s3cr3t\"", "lapi_url is not set");
