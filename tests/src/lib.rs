@@ -7,6 +7,7 @@
 //! no namespace, process or pin behind; names carry the pid and a counter so
 //! tests run in parallel.
 
+pub mod crowdsec;
 pub mod daemon;
 pub mod frame;
 pub mod iplock;

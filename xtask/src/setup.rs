@@ -56,6 +56,7 @@ pub fn run(root: &Path) -> Result<()> {
     bpf_linker(root)?;
     debian_packages()?;
     python_modules()?;
+    crowdsec()?;
     bpffs()
 }
 
@@ -68,6 +69,55 @@ fn python_modules() -> Result<()> {
         }
         println!("install: {package} with pip (`python3 -c 'import {module}'` failed)");
         cmd::run(Command::new("python3").args(["-m", "pip", "install", "--quiet", package]))?;
+    }
+    Ok(())
+}
+
+/// CrowdSec's Local API, which the CrowdSec tests start themselves (their
+/// own config, `crowdsec -c CONFIG -no-cs -no-capi`): the system service is
+/// never needed. The package registers with the Central API on install,
+/// which fails offline, unless this file exists and is not empty.
+const CROWDSEC_CAPI_CREDENTIALS: &str = "/etc/crowdsec/online_api_credentials.yaml";
+
+fn crowdsec() -> Result<()> {
+    let status = cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", "crowdsec"]));
+    if status.is_ok_and(|s| s.trim() == "install ok installed") {
+        println!("skip: crowdsec is installed");
+        return Ok(());
+    }
+    ensure!(
+        crate::is_root(),
+        "the Debian package crowdsec is missing and installing it needs root; rerun as root"
+    );
+    let capi = Path::new(CROWDSEC_CAPI_CREDENTIALS);
+    if fs::metadata(capi).map_or(true, |m| m.len() == 0) {
+        println!("write: {CROWDSEC_CAPI_CREDENTIALS}, so the package skips online registration");
+        fs::create_dir_all(capi.parent().unwrap())
+            .with_context(|| format!("could not create {}", capi.parent().unwrap().display()))?;
+        fs::write(
+            capi,
+            "# No Central API on this host: the crowdsec package registers only when this file is empty.\n",
+        )
+        .with_context(|| format!("could not write {CROWDSEC_CAPI_CREDENTIALS}"))?;
+    }
+    println!("install: Debian package crowdsec (offline; the tests run their own Local API)");
+    cmd::run(Command::new("apt-get").arg("update"))?;
+    let install = || {
+        cmd::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "--no-install-recommends", "crowdsec"]),
+        )
+    };
+    // A half-configured package from an earlier, online-registering try
+    // finishes configuring now that the file exists.
+    if install().is_err() {
+        cmd::run(
+            Command::new("dpkg")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .arg("--configure")
+                .arg("crowdsec"),
+        )?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ fn not_a_block<T>(s: &str) -> Result<T> {
     ))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cidr {
     pub ip: IpAddr,
     pub len: u32,

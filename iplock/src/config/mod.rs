@@ -3,6 +3,7 @@
 //! are read from; with the checks of a configuration against the host.
 
 pub mod cidr;
+pub mod crowdsec;
 pub mod duration;
 pub mod input_file;
 pub mod knock;

@@ -65,21 +65,7 @@ struct Versioned {
 /// that belongs to another user is that user's too.
 pub fn read(path: &Path) -> Result<SecretFile> {
     let file = input_file::read(path, "the secret file")?;
-    if file.meta.permissions().mode() & 0o077 != 0 {
-        return input(format!(
-            "the secret file {} is readable by others; make it readable by its owner only (chmod 600)",
-            quote(path.display())
-        ));
-    }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if file.meta.uid() != euid {
-        return input(format!(
-            "the secret file {} belongs to uid {}, who can read it, not to uid {euid} running iplock; make it yours (chown)",
-            quote(path.display()),
-            file.meta.uid()
-        ));
-    }
+    refuse_shared(path, &file.meta, "the secret file")?;
     parse(&file.text, path)
 }
 
@@ -141,6 +127,30 @@ fn format(secret: &Secret, params: &Params) -> String {
 
 fn hex(secret: &Secret) -> String {
     secret.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Refuses a file of secrets (`what` names it) that anyone but the user
+/// running iplock may read: one whose mode lets its group or others in,
+/// or one that belongs to another user (who can read it whatever its
+/// mode). `meta` is of the descriptor it was read through, so the check
+/// is of the file read.
+pub fn refuse_shared(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    if meta.permissions().mode() & 0o077 != 0 {
+        return input(format!(
+            "{what} {} is readable by others; make it readable by its owner only (chmod 600)",
+            quote(path.display())
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return input(format!(
+            "{what} {} belongs to uid {}, who can read it, not to uid {euid} running iplock; make it yours (chown)",
+            quote(path.display()),
+            meta.uid()
+        ));
+    }
+    Ok(())
 }
 
 fn parse_hex(s: &str) -> Option<Secret> {

@@ -17,6 +17,7 @@ use iplock_common::names::{
 use serde::Deserialize;
 
 use crate::config::cidr::Cidr;
+use crate::config::crowdsec::{CrowdsecFile, CrowdsecSettings};
 use crate::config::duration;
 use crate::config::input_file;
 use crate::config::knock::{self, Step};
@@ -108,6 +109,7 @@ struct File {
     ban: BanFile,
     #[serde(default)]
     maps: MapsFile,
+    crowdsec: Option<CrowdsecFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +217,8 @@ pub struct Settings {
     pub max_sources: u32,
     pub max_bans: u32,
     pub max_knock_bans: u32,
+    /// CrowdSec's Local API, when the config file has a `[crowdsec]` section.
+    pub crowdsec: Option<CrowdsecSettings>,
 }
 
 /// Largest map a flag may ask for; beyond it a typo costs gigabytes of kernel memory.
@@ -297,6 +301,10 @@ impl Settings {
             max_sources: file.maps.sources.unwrap_or(DEFAULT_MAX_SOURCES),
             max_bans: file.maps.bans.unwrap_or(DEFAULT_MAX_BANS),
             max_knock_bans: file.maps.knock_bans.unwrap_or(DEFAULT_MAX_KNOCK_BANS),
+            crowdsec: match &file.crowdsec {
+                Some(c) => Some(c.settings(args.config.as_deref())?),
+                None => None,
+            },
         };
         settings.validate()?;
         // A knock goes on to the stack, so it would reach a socket on its port.
