@@ -1,6 +1,8 @@
 //! The `iplock` command as a library, in layers that import only the ones
 //! below them: `system` (facts about this host), `config` (settings and
-//! what they are made of), `kernel` (the loaded filter: object, pins, maps),
+//! what they are made of), `spa` (the verifier of fwknop's single packet
+//! authorization and its replay cache, pure but for the cache's file),
+//! `kernel` (the loaded filter: object, pins, maps),
 //! `client` (knocking, counting sequences), `daemon` (`iplock run`), and
 //! `cli` (one module per subcommand). `main.rs` only parses arguments.
 
@@ -9,6 +11,8 @@ pub mod error;
 pub mod system;
 
 pub mod config;
+
+pub mod spa;
 
 pub mod kernel;
 

@@ -29,6 +29,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bpftool",
     "tcpdump",
     "util-linux",
+    // fwknop's client makes the SPA fixtures (iplock/tests/fixtures/spa).
+    "fwknop-client",
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";

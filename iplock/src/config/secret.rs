@@ -16,18 +16,26 @@ pub type Secret = [u8; SECRET_BYTES];
 /// whole machine can read is no secret.
 pub fn read(path: &Path) -> Result<Secret> {
     let file = input_file::read(path, "the secret file")?;
-    if file.meta.permissions().mode() & 0o077 != 0 {
-        return input(format!(
-            "the secret file {} is readable by others; make it readable by its owner only (chmod 600)",
-            quote(path.display())
-        ));
-    }
+    refuse_shared(path, &file.meta, "the secret file")?;
     parse_hex(file.text.trim()).ok_or_else(|| {
         crate::error::Error::Input(format!(
             "the secret file {} does not hold {SECRET_BYTES} bytes in hex; make one with `iplock secret new`",
             quote(path.display())
         ))
     })
+}
+
+/// Refuses a file of secrets (`what`, "the secret file") whose mode lets
+/// anyone but its owner read or write it, checked on the descriptor it was
+/// read from (`meta` of [`input_file::Text`]).
+pub fn refuse_shared(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    if meta.permissions().mode() & 0o077 != 0 {
+        return input(format!(
+            "{what} {} is readable by others; make it readable by its owner only (chmod 600)",
+            quote(path.display())
+        ));
+    }
+    Ok(())
 }
 
 fn parse_hex(s: &str) -> Option<Secret> {
