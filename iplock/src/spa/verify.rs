@@ -1,7 +1,8 @@
 //! The verifier of one SPA payload, in fwknopd's order: length bounds,
-//! `SOURCE`, base64, the replay cache (digest of the whole payload), the
-//! HMAC in constant time, decryption, the inner digest, the fields; then
-//! the checks: age, message type, address, user, ports.
+//! base64 (without the cut prefix), `SOURCE`, the replay cache (digest of
+//! the whole payload), the HMAC in constant time, decryption, the inner
+//! digest, the fields; then the checks: age, message type, address, user,
+//! ports.
 //!
 //! The wire format (libfko `fko_encode_spa_data`, `fko_spa_data_final`):
 //! plaintext `rand16:b64(user):timestamp:version:type:b64(access)`
@@ -221,9 +222,6 @@ pub fn verify(
     if payload.len() > MAX_PAYLOAD {
         return Err(Reason::TooLong.into());
     }
-    if !spa.sources.is_empty() && !spa.sources.iter().any(|c| c.contains(source)) {
-        return Err(Reason::SourceNotAllowed.into());
-    }
     if !payload
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
@@ -232,6 +230,9 @@ pub fn verify(
     }
     if payload.starts_with(SALTED_B64) {
         return Err(Reason::Prefixed.into());
+    }
+    if !spa.sources.is_empty() && !spa.sources.iter().any(|c| c.contains(source)) {
+        return Err(Reason::SourceNotAllowed.into());
     }
     let digest = ReplayDigest::of(payload);
     if replay.contains(&digest, now_unix) {
