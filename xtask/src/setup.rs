@@ -33,6 +33,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "dpkg-dev",
     "lintian",
     "man-db",
+    // fwknop's client makes the SPA fixtures (iplock/tests/fixtures/spa).
+    "fwknop-client",
 ];
 
 /// Python modules the end-to-end tests use: (import name, PyPI package).

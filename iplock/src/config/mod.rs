@@ -1,6 +1,6 @@
 //! The filter's settings and what they are made of: knock sequences,
-//! durations, address blocks, rotation and its secret, and the files they
-//! are read from; with the checks of a configuration against the host.
+//! durations, address blocks, rotation and its secret, SPA keys, and the files
+//! they are read from; with the checks of a configuration against the host.
 
 pub mod cidr;
 pub mod crowdsec;
@@ -11,3 +11,4 @@ pub mod listening;
 pub mod rotate;
 pub mod secret;
 pub mod settings;
+pub mod spa;

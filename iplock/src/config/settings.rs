@@ -23,6 +23,7 @@ use crate::config::input_file;
 use crate::config::knock::{self, Step};
 use crate::config::rotate::{self, Params, Rotation};
 use crate::config::secret;
+use crate::config::spa::{SpaFile, SpaSettings, TakenPorts};
 use crate::error::{Result, input, quote};
 
 /// How the program attaches to an interface.
@@ -110,6 +111,7 @@ struct File {
     #[serde(default)]
     maps: MapsFile,
     crowdsec: Option<CrowdsecFile>,
+    spa: Option<SpaFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,22 +221,33 @@ pub struct Settings {
     pub max_knock_bans: u32,
     /// CrowdSec's Local API, when the config file has a `[crowdsec]` section.
     pub crowdsec: Option<CrowdsecSettings>,
+    /// Single packet authorization with fwknop's client, when `[spa]` is set.
+    pub spa: Option<SpaSettings>,
 }
 
 /// Largest map a flag may ask for; beyond it a typo costs gigabytes of kernel memory.
 const MAX_MAP_ENTRIES: u32 = 1 << 24;
 
 fn read_file(path: &Path) -> Result<File> {
-    let text = input_file::read(path, "the config file")?.text;
-    input_file::parse_toml(&text, path, "the config file")
+    Ok(read_file_meta(path)?.0)
+}
+
+/// The config file and the metadata of the descriptor it was read from.
+fn read_file_meta(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    let input_file::Text { text, meta } = input_file::read(path, "the config file")?;
+    let file = input_file::parse_toml(&text, path, "the config file")?;
+    Ok((file, meta))
 }
 
 impl Settings {
     /// Merges the config file (if any) with the flags and validates the result.
     pub fn from_args(args: &SettingsArgs) -> Result<Settings> {
-        let file = match &args.config {
-            Some(path) => read_file(path)?,
-            None => File::default(),
+        let (file, meta) = match &args.config {
+            Some(path) => {
+                let (file, meta) = read_file_meta(path)?;
+                (file, Some((path, meta)))
+            }
+            None => (File::default(), None),
         };
         let pick = |flag: &Vec<String>, file: Option<Vec<String>>| {
             if flag.is_empty() {
@@ -268,7 +281,8 @@ impl Settings {
         let dur = |flag: &Option<String>, file: Option<String>, default: &str, what: &str| {
             duration::parse(flag.clone().or(file).as_deref().unwrap_or(default), what)
         };
-        let settings = Settings {
+        let spa = file.spa;
+        let mut settings = Settings {
             interfaces,
             mode: args.mode.or(file.mode).unwrap_or_default(),
             knock_answer: args.knock_answer.or(file.knock_answer).unwrap_or_default(),
@@ -305,8 +319,21 @@ impl Settings {
                 Some(c) => Some(c.settings(args.config.as_deref())?),
                 None => None,
             },
+            spa: None,
         };
         settings.validate()?;
+        if let (Some(spa), Some((path, meta))) = (spa, &meta) {
+            let knock: Vec<u16> = settings.knock.iter().map(|s| s.port).collect();
+            settings.spa = Some(spa.settings(
+                (path, meta),
+                settings.open_window,
+                &TakenPorts {
+                    protect: &settings.protect,
+                    knock: &knock,
+                    traps: &settings.ban.trap_ports,
+                },
+            )?);
+        }
         // A knock goes on to the stack, so it would reach a socket on its port.
         if settings.rotate.is_none() && settings.knock_answer == KnockAnswer::Stack {
             crate::config::listening::refuse_taken(&settings.knock)?;
