@@ -17,3 +17,8 @@ pub fn boot_ns() -> u64 {
 pub fn seconds_left(until_ns: u64, now: u64) -> u64 {
     until_ns.saturating_sub(now).div_ceil(1_000_000_000)
 }
+
+/// The clock every time in the maps is on: the one the XDP program reads.
+pub fn now_ns() -> u64 {
+    boot_ns()
+}
