@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, ensure};
-use aya::{Ebpf, EbpfLoader};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::{Ebpf, EbpfLoader};
 use iplock::system::clock;
 use iplock_common::addr;
 use iplock_common::counters::Counter;
@@ -472,7 +472,12 @@ struct Programs<'a> {
     refs: &'a Ebpf,
 }
 
-fn run_repeated(iplock: &Unattached, progs: &Programs<'_>, p: &PathSpec, frame: &[u8]) -> Result<Run> {
+fn run_repeated(
+    iplock: &Unattached,
+    progs: &Programs<'_>,
+    p: &PathSpec,
+    frame: &[u8],
+) -> Result<Run> {
     let pass = time(progs.pass, frame, XDP_PASS)?;
     let drop = time(progs.drop, frame, XDP_DROP)?;
     let before = filter::counters(&iplock.maps)?;
@@ -496,12 +501,20 @@ fn run_batched(
 ) -> Result<Run> {
     let base: IpAddr = p.src.parse()?;
     let first = (run * 2 * BATCH) as u32;
-    let ipl_src: Vec<IpAddr> = (0..BATCH as u32).map(|j| nth_source(base, first + j)).collect();
+    let ipl_src: Vec<IpAddr> = (0..BATCH as u32)
+        .map(|j| nth_source(base, first + j))
+        .collect();
     let ref_src: Vec<IpAddr> = (0..BATCH as u32)
         .map(|j| nth_source(base, first + BATCH as u32 + j))
         .collect();
-    let ipl_frames: Vec<Vec<u8>> = ipl_src.iter().map(|s| tcp_frame(*s, p.dport)).collect::<Result<_>>()?;
-    let ref_frames: Vec<Vec<u8>> = ref_src.iter().map(|s| tcp_frame(*s, p.dport)).collect::<Result<_>>()?;
+    let ipl_frames: Vec<Vec<u8>> = ipl_src
+        .iter()
+        .map(|s| tcp_frame(*s, p.dport))
+        .collect::<Result<_>>()?;
+    let ref_frames: Vec<Vec<u8>> = ref_src
+        .iter()
+        .map(|s| tcp_frame(*s, p.dport))
+        .collect::<Result<_>>()?;
     for ip in ipl_src.iter().chain(&ref_src) {
         prep(iplock, p, *ip, prefix_v6)?;
     }
@@ -562,7 +575,11 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
         // path's key is inserted by probe_update just before it is looked up.
         prim_empty.push(time(progs.pass, &frames[0], XDP_PASS)?);
         for (r, spec) in prims.iter_mut().zip(&REFERENCES) {
-            r.push(time(xdp(&probes, spec.prog)?, &frames[spec.frame], XDP_PASS)?);
+            r.push(time(
+                xdp(&probes, spec.prog)?,
+                &frames[spec.frame],
+                XDP_PASS,
+            )?);
         }
         for (i, p) in PATHS.iter().enumerate() {
             let r = match p.how {
@@ -590,7 +607,11 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
             PathCost {
                 name: p.name.into(),
                 what: p.what.into(),
-                verdict: if p.verdict == XDP_PASS { "pass" } else { "drop" },
+                verdict: if p.verdict == XDP_PASS {
+                    "pass"
+                } else {
+                    "drop"
+                },
                 counter: p.counter.name(),
                 timed: match p.how {
                     How::Repeated => "repeated",

@@ -169,10 +169,7 @@ fn targets(cost: Option<&Costs>, ratios: &[Ratio]) -> Vec<Target> {
     if let Some(c) = cost {
         for p in &c.paths {
             out.push(Target {
-                what: format!(
-                    "{}: (iplock − empty) / (reference − empty)",
-                    p.name
-                ),
+                what: format!("{}: (iplock − empty) / (reference − empty)", p.name),
                 target: format!("<= {:.1}", p.target_ratio),
                 measured: p.ratio.show(2),
                 met: p.target_met,
@@ -226,7 +223,11 @@ pub fn cost_table(c: &Costs) -> String {
 pub fn reference_work_table(c: &Costs) -> String {
     let mut s = String::from("| path | reference program | its map work |\n|---|---|---|\n");
     for p in &c.paths {
-        let _ = writeln!(s, "| `{}` | `{}` | {} |", p.name, p.reference, p.reference_does);
+        let _ = writeln!(
+            s,
+            "| `{}` | `{}` | {} |",
+            p.name, p.reference, p.reference_does
+        );
     }
     s
 }
