@@ -176,16 +176,18 @@ fn targets(cost: Option<&Costs>, ratios: &[Ratio]) -> Vec<Target> {
             });
         }
     }
-    for r in ratios
-        .iter()
-        .filter(|r| r.flow == Flow::SynFlood && r.receiver == "iplock_native")
-    {
-        out.push(Target {
-            what: format!("SYN flood dropped by iplock native vs {}", r.versus),
-            target: ">= 5x".into(),
-            measured: format!("{:.1}x", r.dropped_pps_ratio),
-            met: r.dropped_pps_ratio >= 5.0,
-        });
+    for (flow, want) in [(Flow::SynFlood, 10.0), (Flow::KnockFlood, 5.0)] {
+        for r in ratios
+            .iter()
+            .filter(|r| r.flow == flow && r.receiver == "iplock_native")
+        {
+            out.push(Target {
+                what: format!("{} dropped by iplock native vs {}", flow.name(), r.versus),
+                target: format!(">= {want:.0}x"),
+                measured: format!("{:.1}x", r.dropped_pps_ratio),
+                met: r.dropped_pps_ratio >= want,
+            });
+        }
     }
     out
 }
