@@ -163,7 +163,7 @@ fn status_runs(
     dir_arg: &str,
 ) -> Result<(Vec<f64>, usize, u64, u64)> {
     let mut maps = iplock::kernel::maps::Maps::open(dir)?;
-    let now = iplock::system::clock::boot_ns();
+    let now = iplock::system::clock::now_ns();
     let hour = 3_600_000_000_000u64;
     for i in 0..ENTRIES {
         // Distinct /64s, so that every ban is its own entry.

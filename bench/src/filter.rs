@@ -16,7 +16,9 @@ use iplock::kernel::pin_dir::{Owner, PinDir};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
-use iplock_common::names::{MAP_BANS, MAP_KNOCK_BANS, MAP_SOURCES, PROGRAM};
+use iplock_common::names::{
+    MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_KNOCK_BANS, MAP_SLOT, MAP_SOURCES, PROGRAM,
+};
 use iplock_common::state::{BAN_MANUAL, BanEntry};
 
 /// Validated settings from the text of a config file, through the same
@@ -34,17 +36,52 @@ pub fn settings(toml: &str) -> Result<Settings> {
     result.with_context(|| format!("the bench's iplock config is invalid:\n{toml}"))
 }
 
+/// The maps of iplock that the same-work references of part 1 read and
+/// write (bench-ebpf/src/refs.rs declares them alike).
+pub const SHARED_MAPS: [&str; 7] = [
+    MAP_SLOT,
+    MAP_CONFIG,
+    MAP_SOURCES,
+    MAP_BANS,
+    MAP_KNOCK_BANS,
+    MAP_ALLOW,
+    MAP_ALLOW_B,
+];
+
 /// The iplock program and its maps, loaded and configured but attached
 /// nowhere: what `TestRun` needs.
 pub struct Unattached {
     ebpf: Ebpf,
     pub maps: Maps,
+    /// Where [`SHARED_MAPS`] are pinned, for [`Unattached::load_pinned`].
+    pins: Option<PathBuf>,
 }
 
 impl Unattached {
     /// Loads with `s`'s map sizes and allow list, and `config` (normally
     /// `s.to_kernel()`) in the config map.
     pub fn load(s: &Settings, config: Config) -> Result<Unattached> {
+        Self::load_with(s, config, None)
+    }
+
+    /// As [`Unattached::load`], with [`SHARED_MAPS`] pinned in a directory
+    /// of their own (removed on drop), so that another object can use them.
+    pub fn load_pinned(s: &Settings, config: Config) -> Result<Unattached> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!(
+            "/sys/fs/bpf/{PIN_PREFIX}{}-shared{n}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Self::load_with(s, config, Some(dir))
+    }
+
+    pub fn pin_dir(&self) -> Option<&std::path::Path> {
+        self.pins.as_deref()
+    }
+
+    fn load_with(s: &Settings, config: Config, pins: Option<PathBuf>) -> Result<Unattached> {
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(MAP_SOURCES, s.max_sources)
@@ -52,6 +89,13 @@ impl Unattached {
             .map_max_entries(MAP_KNOCK_BANS, s.max_knock_bans);
         // Its log off, as `iplock load` loads it.
         iplock::kernel::log::override_level(&mut loader, iplock::kernel::log::level());
+        let paths: Vec<(&str, PathBuf)> = match &pins {
+            Some(dir) => SHARED_MAPS.iter().map(|m| (*m, dir.join(m))).collect(),
+            None => Vec::new(),
+        };
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
         let mut ebpf = loader
             .load(iplock::kernel::object::OBJECT)
             .context("loading the iplock object")?;
@@ -67,7 +111,7 @@ impl Unattached {
             .try_into()?;
         prog.load()
             .context("the kernel refused the iplock program")?;
-        Ok(Unattached { ebpf, maps })
+        Ok(Unattached { ebpf, maps, pins })
     }
 
     pub fn prog(&self) -> Result<&Xdp> {
@@ -76,6 +120,17 @@ impl Unattached {
             .program(PROGRAM)
             .context("the iplock object has no program")?
             .try_into()?)
+    }
+}
+
+impl Drop for Unattached {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.pins {
+            // The maps live on while their file descriptors are open.
+            if let Err(e) = fs::remove_dir_all(dir) {
+                eprintln!("cleanup: {}: {e}", dir.display());
+            }
+        }
     }
 }
 
@@ -164,7 +219,7 @@ pub fn counters(maps: &Maps) -> Result<[u64; COUNTERS as usize]> {
 pub fn ban(maps: &mut Maps, ip: std::net::IpAddr, prefix_v6: u32, secs: u64) -> Result<()> {
     let key: AddrKey = addr::ban_key(&addr::from_ip(ip), prefix_v6);
     let entry = BanEntry {
-        until_ns: iplock::system::clock::boot_ns() + secs * 1_000_000_000,
+        until_ns: iplock::system::clock::now_ns() + secs * 1_000_000_000,
         reason: BAN_MANUAL,
         ..BanEntry::default()
     };

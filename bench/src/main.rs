@@ -101,6 +101,7 @@ fn main() -> Result<()> {
         let c = std::thread::scope(|s| s.spawn(|| cost::run(cpu)).join())
             .map_err(|_| anyhow::anyhow!("the cost thread panicked"))??;
         println!("{}", report::cost_table(&c));
+        println!("{}", report::reference_work_table(&c));
         println!("{}", report::reference_table(&c));
         Some(c)
     } else {

@@ -9,3 +9,5 @@ pub static GEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/b
 /// `probe_clock`, `probe_lookup`, `probe_update`: one primitive each, for
 /// reference costs.
 pub static PROBE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-probe"));
+/// `ref_*`: the same-work reference of each cost path (bench-ebpf/src/refs.rs).
+pub static REFS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ref"));

@@ -44,7 +44,7 @@ const BANNED: u32 = 64;
 /// take the ban path, which the banned-source flood measures.
 pub fn iplock_config(iface: &str, mode: &str) -> String {
     format!(
-        "interfaces = [\"{iface}\"]\nmode = \"{mode}\"\nprotect = [22]\nknock = \"tcp:100,tcp:300,tcp:200\"\n[ban]\nclosed_door = false\n"
+        "interfaces = [\"{iface}\"]\nmode = \"{mode}\"\nprotect = [22]\nknock = \"tcp:100,tcp:300,tcp:200\"\nknock_answer = \"drop\"\n[ban]\nclosed_door = false\n"
     )
 }
 

@@ -8,8 +8,9 @@ pub enum Counter {
     NotClassified = 0,
     /// TCP/UDP to no protected, knock or trap port: passed.
     Unrelated = 1,
-    /// From an allow-listed source to a protected, knock or trap port, or
-    /// past a ban of the same address: passed.
+    /// From an allow-listed source, where the filter would otherwise drop
+    /// the packet or keep state (a closed-door SYN, a knock-port or trap
+    /// packet, past a ban of the same address): passed.
     Allowed = 2,
     /// From a banned source: dropped.
     Banned = 3,

@@ -26,7 +26,7 @@ pub trait Lookup {
     fn source(&mut self) -> Option<SourceState>;
     /// Whether the rotating sequence with this id has already opened a door.
     fn spent(&mut self, seq_id: u32) -> bool;
-    /// The time now, boot-time ns. Asked only when a decision depends on
+    /// The time now, ns of CLOCK_MONOTONIC_COARSE. Asked only when a decision depends on
     /// it: reading the clock costs more than the map lookup it would follow.
     fn now(&mut self) -> u64;
 }
@@ -102,6 +102,12 @@ impl<L: Lookup> Clock<'_, L> {
 }
 
 /// Decide the fate of one TCP or UDP packet from one source.
+///
+/// The clock is read only where the packet is not unrelated traffic from
+/// an unbanned source (the bulk of a server's), and then once. The allow list is asked only where its answer
+/// changes what happens, that is where the packet would otherwise be
+/// dropped or leave state behind: a SYN through an open door and
+/// established traffic to a protected port pass either way.
 #[inline(always)]
 pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     let role = cfg.role(pkt);
@@ -115,24 +121,49 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     if role == PortRole::Other && !banned {
         return elsewhere(pkt, cfg, &mut clock);
     }
+    // One plain value from here on: a clock read deferred through the
+    // branches below multiplies the paths the kernel's verifier walks.
     let now = clock.now();
-    let look = clock.look;
-    if allowed(look, now) {
-        return Decision::new(Verdict::Pass, Counter::Allowed);
-    }
+    let mut clock = Clock {
+        look: clock.look,
+        now: Some(now),
+    };
     let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && role == PortRole::Knock;
     if banned && !knock_may_clear {
-        return Decision::new(Verdict::Drop, Counter::Banned);
+        return if allowed(&mut clock) {
+            Decision::new(Verdict::Pass, Counter::Allowed)
+        } else {
+            Decision::new(Verdict::Drop, Counter::Banned)
+        };
     }
     match role {
-        PortRole::Protected => protected(pkt, cfg, now, look),
-        PortRole::Knock => knock(pkt, banned, cfg, now, look),
-        PortRole::Trap => Decision {
-            ban: ban_for(cfg, now, BAN_TRAP),
-            source: look.source().and_then(|s| reset(&s, cfg, now)),
-            ..Decision::new(Verdict::Drop, Counter::Trapped)
-        },
-        PortRole::Other => Decision::new(Verdict::Pass, Counter::Unrelated),
+        PortRole::Protected => protected(pkt, cfg, &mut clock),
+        PortRole::Knock => {
+            if allowed(&mut clock) {
+                return Decision::new(Verdict::Pass, Counter::Allowed);
+            }
+            knock(pkt, banned, cfg, &mut clock)
+        }
+        PortRole::Trap => {
+            if allowed(&mut clock) {
+                return Decision::new(Verdict::Pass, Counter::Allowed);
+            }
+            let source = clock.look.source();
+            let now = clock.now();
+            Decision {
+                ban: ban_for(cfg, now, BAN_TRAP),
+                source: source.and_then(|s| reset(&s, cfg, now)),
+                ..Decision::new(Verdict::Drop, Counter::Trapped)
+            }
+        }
+        // Banned, allowed: passed past the ban.
+        PortRole::Other => {
+            if allowed(&mut clock) {
+                Decision::new(Verdict::Pass, Counter::Allowed)
+            } else {
+                Decision::new(Verdict::Pass, Counter::Unrelated)
+            }
+        }
     }
 }
 
@@ -155,7 +186,7 @@ fn elsewhere<L: Lookup>(pkt: &Packet, cfg: &Config, clock: &mut Clock<'_, L>) ->
     };
     // An allow-listed source never gets state (asked last: it is rare to
     // find one in the middle of a sequence).
-    if allowed(clock.look, now) {
+    if allowed(clock) {
         return d;
     }
     d.source = Some(reset);
@@ -163,10 +194,11 @@ fn elsewhere<L: Lookup>(pkt: &Packet, cfg: &Config, clock: &mut Clock<'_, L>) ->
     d
 }
 
-/// Whether an allow-list entry covers the source at `now` (0: forever).
+/// Whether an allow-list entry covers the source now (0: forever; the
+/// clock is read only for an entry that ends).
 #[inline(always)]
-fn allowed<L: Lookup>(look: &mut L, now: u64) -> bool {
-    matches!(look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > now)
+fn allowed<L: Lookup>(clock: &mut Clock<'_, L>) -> bool {
+    matches!(clock.look.allow(), Some(a) if a.until_ns == 0 || a.until_ns > clock.now())
 }
 
 /// The state to write when a source in the middle of a sequence does
@@ -181,18 +213,23 @@ fn reset(s: &SourceState, cfg: &Config, now: u64) -> Option<SourceState> {
 }
 
 #[inline(always)]
-fn protected<L: Lookup>(pkt: &Packet, cfg: &Config, now: u64, look: &mut L) -> Decision {
+fn protected<L: Lookup>(pkt: &Packet, cfg: &Config, clock: &mut Clock<'_, L>) -> Decision {
     if !pkt.is_bare_syn() {
         return Decision::new(Verdict::Pass, Counter::ProtectedOther);
     }
-    let source = look.source();
-    if matches!(source, Some(s) if s.open_until_ns > now) {
+    let source = clock.look.source();
+    if matches!(source, Some(s) if s.open_until_ns > clock.now()) {
         return Decision::new(Verdict::Pass, Counter::DoorPassed);
     }
+    if allowed(clock) {
+        return Decision::new(Verdict::Pass, Counter::Allowed);
+    }
     let mut d = Decision::new(Verdict::Drop, Counter::DoorClosed);
-    d.source = source.and_then(|s| reset(&s, cfg, now));
+    if let Some(s) = source {
+        d.source = reset(&s, cfg, clock.now());
+    }
     if cfg.has_flag(FLAG_BAN_CLOSED_DOOR) {
-        d.ban = ban_for(cfg, now, BAN_CLOSED_DOOR);
+        d.ban = ban_for(cfg, clock.now(), BAN_CLOSED_DOOR);
     }
     d
 }
@@ -224,7 +261,12 @@ pub fn knock_deadline(s: &SourceState, seq: &Sequence<'_>) -> u64 {
 }
 
 #[inline(always)]
-fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &mut L) -> Decision {
+fn knock<L: Lookup>(
+    pkt: &Packet,
+    banned: bool,
+    cfg: &Config,
+    clock: &mut Clock<'_, L>,
+) -> Decision {
     // By default a knock goes on to the host's stack, which answers it as
     // it answers every unused port, so a scan cannot tell knock ports from
     // the rest. A banned source gets silence here as everywhere else.
@@ -236,7 +278,10 @@ fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &m
     if pkt.proto == PROTO_TCP && !pkt.is_bare_syn() {
         return Decision::new(answer, Counter::KnockNoise);
     }
-    let old = look.source().unwrap_or_default();
+    let old = clock.look.source().unwrap_or_default();
+    // Read here once: nearly every knock writes a time, and one plain value
+    // through the rest keeps the verifier's paths few.
+    let now = clock.now();
     let progress = live_progress(&old, cfg, now);
     let mut d = Decision::new(answer, Counter::KnockAdvanced);
     // The next step of the sequence the source is in the middle of, else a
@@ -267,7 +312,7 @@ fn knock<L: Lookup>(pkt: &Packet, banned: bool, cfg: &Config, now: u64, look: &m
         // A rotating sequence opens the door once. Completing it again is
         // refused like a wrong knock but not banned: it may be the client
         // that used it, knocking again within the period.
-        Some((seq, step)) if step == seq.count && seq.id != 0 && look.spent(seq.id) => {
+        Some((seq, step)) if step == seq.count && seq.id != 0 && clock.look.spent(seq.id) => {
             new.step = 0;
             d.counter = Counter::WrongKnock;
         }

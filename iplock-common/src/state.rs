@@ -11,9 +11,9 @@ pub struct SourceState {
     /// Id of the sequence the steps belong to (`Config::seq_id`; 0 for a
     /// fixed sequence).
     pub seq: u32,
-    /// Boot-time ns of the last accepted knock.
+    /// Ns (CLOCK_MONOTONIC_COARSE) of the last accepted knock.
     pub last_knock_ns: u64,
-    /// Boot-time ns until which new connections to protected ports pass.
+    /// Ns (CLOCK_MONOTONIC_COARSE) until which new connections to protected ports pass.
     pub open_until_ns: u64,
 }
 
@@ -27,7 +27,7 @@ pub const BAN_MANUAL: u32 = 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct BanEntry {
-    /// Boot-time ns when the ban ends.
+    /// Ns (CLOCK_MONOTONIC_COARSE) when the ban ends.
     pub until_ns: u64,
     /// `BAN_*` reason.
     pub reason: u32,
@@ -55,7 +55,7 @@ pub const ALLOW_AT_RUNTIME: u32 = 2;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct AllowEntry {
-    /// Boot-time ns when the entry stops matching; 0 = never.
+    /// Ns (CLOCK_MONOTONIC_COARSE) when the entry stops matching; 0 = never.
     pub until_ns: u64,
     /// `ALLOW_*`.
     pub origin: u32,

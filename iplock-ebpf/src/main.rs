@@ -6,7 +6,7 @@
 mod parse;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
-use aya_ebpf::helpers::bpf_ktime_get_boot_ns;
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
@@ -212,8 +212,11 @@ impl Lookup for Maps<'_> {
 
     #[inline(always)]
     fn now(&mut self) -> u64 {
+        // CLOCK_MONOTONIC_COARSE: the last tick's time, cheaper to read than
+        // the boot-time clock; timeouts are accurate to a tick (1–4 ms).
+        // User space reads the same clock (iplock::system::clock).
         // SAFETY: a helper without arguments or preconditions.
-        unsafe { bpf_ktime_get_boot_ns() }
+        unsafe { bpf_ktime_get_coarse_ns() }
     }
 
     #[inline(always)]

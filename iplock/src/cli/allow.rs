@@ -9,7 +9,7 @@ use crate::config::cidr::Cidr;
 use crate::config::duration;
 use crate::error::{Context as _, Result, input};
 use crate::kernel::maps::Maps;
-use crate::system::clock::boot_ns;
+use crate::system::clock::now_ns;
 
 #[derive(Args, Debug)]
 #[command(
@@ -61,7 +61,7 @@ pub fn run(args: &AllowArgs) -> Result<()> {
             let until_ns = match d {
                 Some(d) => {
                     let d = duration::parse(d, "the allow duration")?;
-                    boot_ns() + d.as_nanos() as u64
+                    now_ns() + d.as_nanos() as u64
                 }
                 None => 0,
             };
@@ -99,7 +99,7 @@ pub fn run(args: &AllowArgs) -> Result<()> {
             println!("iplock: {cidr} removed from the allow list");
         }
         AllowAction::List { json } => {
-            let entries = crate::kernel::status::allow_list(&maps, boot_ns())?;
+            let entries = crate::kernel::status::allow_list(&maps, now_ns())?;
             if *json {
                 println!(
                     "{}",

@@ -11,7 +11,7 @@ use crate::cli::PinDirArg;
 use crate::config::duration;
 use crate::error::{Context as _, Result, input, quote};
 use crate::kernel::maps::Maps;
-use crate::system::clock::boot_ns;
+use crate::system::clock::now_ns;
 
 #[derive(Args, Debug)]
 #[command(
@@ -74,7 +74,7 @@ pub fn run(args: &BanArgs) -> Result<()> {
             };
             let key = key_of(ip);
             let entry = BanEntry {
-                until_ns: boot_ns() + length.as_nanos() as u64,
+                until_ns: now_ns() + length.as_nanos() as u64,
                 reason: BAN_MANUAL,
                 _pad: 0,
             };
@@ -104,7 +104,7 @@ pub fn run(args: &BanArgs) -> Result<()> {
             println!("iplock: ban of {} lifted", addr::to_ip(&key));
         }
         BanAction::List { json } => {
-            let bans = crate::kernel::status::ban_list(&maps, boot_ns())?;
+            let bans = crate::kernel::status::ban_list(&maps, now_ns())?;
             if *json {
                 println!(
                     "{}",

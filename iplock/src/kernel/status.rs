@@ -19,7 +19,7 @@ use crate::config::knock::Step;
 use crate::error::{Context as _, Result};
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
-use crate::system::clock::{boot_ns, seconds_left};
+use crate::system::clock::{now_ns, seconds_left};
 use crate::system::iface;
 
 #[derive(Debug, Serialize)]
@@ -128,7 +128,7 @@ fn config_status(c: &Config) -> ConfigStatus {
 pub fn read(dir: &PinDir) -> Result<Status> {
     let maps = Maps::open(dir)?;
     let cfg = maps.config()?;
-    let now = boot_ns();
+    let now = now_ns();
 
     Ok(Status {
         pin_dir: dir.path().display().to_string(),

@@ -1,19 +1,28 @@
-//! The kernel's boot-time clock, the one `bpf_ktime_get_boot_ns` reads, so
-//! that expiry times in the maps compare with "now" in user space.
+//! The clock of every time in the maps: CLOCK_MONOTONIC_COARSE, the one
+//! `bpf_ktime_get_coarse_ns` reads in the XDP program, so that expiry
+//! times in the maps compare with "now" in user space. It advances once per
+//! kernel tick (1–4 ms), so timeouts are accurate to a few ms; it does not
+//! count time suspended.
 
-/// Nanoseconds since boot, suspend included.
-pub fn boot_ns() -> u64 {
+/// Nanoseconds of CLOCK_MONOTONIC_COARSE.
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec to write; CLOCK_BOOTTIME always exists on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME) failed");
+    // SAFETY: `ts` is a valid timespec to write; the clock exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_MONOTONIC_COARSE) failed");
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Whole seconds from `now` until `until_ns`, rounded up; 0 when past.
 pub fn seconds_left(until_ns: u64, now: u64) -> u64 {
     until_ns.saturating_sub(now).div_ceil(1_000_000_000)
+}
+
+/// [`now_ns`] under the name of builds whose clock was CLOCK_BOOTTIME,
+/// for callers not yet renamed.
+pub fn boot_ns() -> u64 {
+    now_ns()
 }

@@ -1,0 +1,247 @@
+//! Same-work references: for each path of iplock's cost table, a program
+//! that does exactly the map operations the contract needs for that path
+//! and nothing else — no parsing beyond reading the source address at its
+//! fixed offset, no decision, no clock. The bench loads this object with
+//! iplock's own maps (the same pinned maps, so the same types, sizes and
+//! entries) and runs each reference on the frame of its path, beside
+//! iplock and the empty programs. Every reference passes; its cost over
+//! the empty XDP_PASS program is the bare map work of the path.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::bindings::xdp_action::XDP_PASS;
+use aya_ebpf::macros::{map, xdp};
+use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray};
+use aya_ebpf::programs::XdpContext;
+use iplock_common::addr::{self, AddrKey};
+use iplock_common::config::Config;
+use iplock_common::counters::COUNTERS;
+use iplock_common::names::{
+    CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW,
+};
+use iplock_common::state::{AllowEntry, BanEntry, SourceState};
+
+// Declared as iplock declares them; the bench points each at iplock's pin.
+#[map]
+static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
+#[map]
+static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(CONFIG_SLOTS, 0);
+#[map]
+static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+#[map]
+static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
+#[map]
+static IPLOCK_KNOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+    LruHashMap::with_max_entries(DEFAULT_MAX_KNOCK_BANS, 0);
+#[map]
+static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+#[map]
+static IPLOCK_ALLOW_B: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+/// Shaped like iplock's counter map but the references' own, so that the
+/// bench can check iplock's counters around runs that interleave both.
+#[map]
+static REF_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+const ETH: usize = 14;
+
+/// The source address as iplock keys it (IPv4-mapped for IPv4), read at
+/// the fixed offset of an untagged frame.
+#[inline(always)]
+fn source(ctx: &XdpContext) -> Option<AddrKey> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + ETH + 40 > end {
+        return None;
+    }
+    // SAFETY: the bytes read are inside the frame (checked above).
+    let first = unsafe { *((start + ETH) as *const u8) };
+    if first >> 4 == 4 {
+        // SAFETY: as above.
+        let v4 = unsafe { ((start + ETH + 12) as *const [u8; 4]).read_unaligned() };
+        Some(addr::from_v4_bytes(v4))
+    } else {
+        // SAFETY: as above.
+        Some(unsafe { ((start + ETH + 8) as *const AddrKey).read_unaligned() })
+    }
+}
+
+/// The ban key: the address itself for IPv4, its /64 for IPv6 (the prefix
+/// of the bench's configuration).
+#[inline(always)]
+fn ban_key(src: &AddrKey) -> AddrKey {
+    let mut k = *src;
+    if !addr::is_v4(src) {
+        k[8..].copy_from_slice(&[0; 8]);
+    }
+    k
+}
+
+/// The slot read and the configuration it selects: every path needs the
+/// configuration to know what the destination port is.
+#[inline(always)]
+fn config() -> Option<(u32, &'static Config)> {
+    let slot = *IPLOCK_SLOT.get(0)?;
+    Some((slot, IPLOCK_CONFIG.get(slot)?))
+}
+
+// Each lookup reads a field of what it found (as iplock copies the value
+// out), and the references add those up: combining the pointers instead
+// would be refused by the verifier.
+
+#[inline(always)]
+fn ban(k: &AddrKey) -> u64 {
+    // SAFETY: the field is read at once.
+    unsafe { IPLOCK_BANS.get(k) }.map_or(0, |b| b.until_ns)
+}
+
+#[inline(always)]
+fn knock_ban(k: &AddrKey) -> u64 {
+    // SAFETY: the field is read at once.
+    unsafe { IPLOCK_KNOCK_BANS.get(k) }.map_or(0, |b| b.until_ns)
+}
+
+#[inline(always)]
+fn source_of(src: &AddrKey) -> u64 {
+    // SAFETY: the field is read at once.
+    unsafe { IPLOCK_SOURCES.get(src) }.map_or(0, |s| s.open_until_ns)
+}
+
+#[inline(always)]
+fn allow(slot: u32, src: &AddrKey) -> u64 {
+    let key = Key::new(128, *src);
+    if slot == 0 {
+        IPLOCK_ALLOW.get(key).map_or(0, |a| a.until_ns + 1)
+    } else {
+        IPLOCK_ALLOW_B.get(key).map_or(0, |a| a.until_ns + 1)
+    }
+}
+
+/// Adds one to the reference's counter, at a slot that depends on what
+/// the lookups found (so none of them is optimised away).
+#[inline(always)]
+fn count_found(found: u64) {
+    count(SINK + u32::from(found != 0));
+}
+
+#[inline(always)]
+fn count(i: u32) {
+    if let Some(n) = REF_COUNTERS.get_ptr_mut(i) {
+        // SAFETY: this CPU's slot of a per-CPU array.
+        unsafe { *n += 1 };
+    }
+}
+
+/// The counter slot a reference adds to (one more when a lookup found an
+/// entry, so that no lookup is optimised away).
+const SINK: u32 = 0;
+
+/// unrelated: ban miss, source miss (a new connection elsewhere resets a
+/// sequence in progress), counter.
+#[xdp]
+pub fn ref_unrelated(ctx: XdpContext) -> u32 {
+    if let (Some(src), Some(_)) = (source(&ctx), config()) {
+        let b = ban(&ban_key(&src));
+        let s = source_of(&src);
+        count_found(b.wrapping_add(s));
+    }
+    XDP_PASS
+}
+
+/// SYN to the protected port, no state (and wrong knock, no state): ban
+/// miss, knock-ban miss, source miss, allow miss, counter.
+#[xdp]
+pub fn ref_closed(ctx: XdpContext) -> u32 {
+    closed(&ctx)
+}
+
+#[inline(always)]
+fn closed(ctx: &XdpContext) -> u32 {
+    if let (Some(src), Some((slot, _))) = (source(ctx), config()) {
+        let k = ban_key(&src);
+        let b = ban(&k).wrapping_add(knock_ban(&k));
+        let s = source_of(&src);
+        let a = allow(slot, &src);
+        count_found(b.wrapping_add(s).wrapping_add(a));
+    }
+    XDP_PASS
+}
+
+/// SYN from an open source: ban miss, knock-ban miss, source hit, counter.
+#[xdp]
+pub fn ref_open(ctx: XdpContext) -> u32 {
+    if let (Some(src), Some(_)) = (source(&ctx), config()) {
+        let k = ban_key(&src);
+        let b = ban(&k).wrapping_add(knock_ban(&k));
+        let open = source_of(&src);
+        count_found(b.wrapping_add(open));
+    }
+    XDP_PASS
+}
+
+/// Banned: ban hit, allow miss (an allow entry outranks a ban), counter.
+#[xdp]
+pub fn ref_banned(ctx: XdpContext) -> u32 {
+    if let (Some(src), Some((slot, _))) = (source(&ctx), config()) {
+        let b = ban(&ban_key(&src));
+        let a = allow(slot, &src);
+        count_found(b.wrapping_add(a));
+    }
+    XDP_PASS
+}
+
+/// Allowed SYN to the protected port: the lookups of a closed-door SYN,
+/// the last of which finds the allow entry.
+#[xdp]
+pub fn ref_allowed(ctx: XdpContext) -> u32 {
+    closed(&ctx)
+}
+
+/// First knock of a new source: ban miss, knock-ban miss, source miss,
+/// allow miss, source insert, counter.
+#[xdp]
+pub fn ref_knock_new(ctx: XdpContext) -> u32 {
+    if let (Some(src), Some((slot, _))) = (source(&ctx), config()) {
+        let k = ban_key(&src);
+        let b = ban(&k).wrapping_add(knock_ban(&k));
+        let s = source_of(&src);
+        let a = allow(slot, &src);
+        let state = SourceState {
+            step: 1,
+            ..SourceState::default()
+        };
+        let _ = IPLOCK_SOURCES.insert(&src, &state, 0);
+        count_found(b.wrapping_add(s).wrapping_add(a));
+    }
+    XDP_PASS
+}
+
+/// Next knock of a known source: ban miss, knock-ban miss, source hit,
+/// allow miss, the entry written in place, counter.
+#[xdp]
+pub fn ref_knock_next(ctx: XdpContext) -> u32 {
+    if let (Some(src), Some((slot, _))) = (source(&ctx), config()) {
+        let k = ban_key(&src);
+        let b = ban(&k).wrapping_add(knock_ban(&k));
+        let a = allow(slot, &src);
+        if let Some(p) = IPLOCK_SOURCES.get_ptr_mut(&src) {
+            // SAFETY: a pointer to the value the lookup found. The step
+            // and sequence id (one 8-byte word) and the knock time, as
+            // iplock writes them.
+            unsafe {
+                (*p).last_knock_ns = u64::from(src[15]);
+                (*p).step = 2;
+            }
+        }
+        count_found(b.wrapping_add(a));
+    }
+    XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
