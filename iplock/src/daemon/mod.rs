@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use crate::config::settings::{Settings, SettingsArgs};
+use crate::crowdsec::schedule::DEFAULT_MAX_BACKOFF;
 use crate::crowdsec::{Bouncer, Feed, Watcher};
 use crate::error::{Context as _, Result};
 use crate::kernel::events::Events;
@@ -160,7 +161,10 @@ async fn serve(
         let stats = crowdsec::new_stats();
         let cs = cs.expect("checked");
         if cs.api_key.is_some() {
-            let feed = Feed::new(Bouncer::new(cs)?, std::time::Instant::now());
+            // Retries back off to six pulls' time, at most a minute.
+            let max_backoff = (cs.update_frequency * 6).min(DEFAULT_MAX_BACKOFF);
+            let feed =
+                Feed::with_max_backoff(Bouncer::new(cs)?, max_backoff, std::time::Instant::now());
             crowdsec_tasks.push(tokio::spawn(crowdsec::bouncer(
                 dir.clone(),
                 feed,
