@@ -16,7 +16,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::cidr::Cidr;
 use crate::config::settings::Settings;
-use crate::crowdsec::{Backoff, BanReason, Feed, FeedStep, LocalBan, Watcher};
+use crate::crowdsec::decision::END_SLACK_NS;
+use crate::crowdsec::{Backoff, BanReason, Change, Feed, FeedStep, LocalBan, Watcher};
 use crate::daemon::{Stop, stopped};
 use crate::error::Result;
 use crate::kernel::decisions::{Decisions, Written};
@@ -61,7 +62,7 @@ pub fn new_stats() -> Stats {
 pub async fn clear(dir: PinDir) {
     let done = tokio::task::spawn_blocking(move || -> Result<Written> {
         let mut d = Decisions::open(&dir)?;
-        let w = d.sync(std::iter::empty())?;
+        let w = d.sync(std::iter::empty(), 0)?;
         d.set_stats(CrowdsecStats::default())?;
         Ok(w)
     })
@@ -91,12 +92,23 @@ pub async fn bouncer(dir: PinDir, mut feed: Feed, stats: Stats, mut stop: Stop) 
             FeedStep::Pulled { changes, delta, .. } => {
                 let startup = delta.startup;
                 let wanted: Option<Vec<_>> = startup.then(|| feed.set.entries().collect());
+                let changes: Vec<_> = changes
+                    .into_iter()
+                    .map(|c| match c {
+                        Change::Lift { target } => (target, None),
+                        Change::Ban {
+                            target,
+                            until_ns,
+                            origin,
+                        } => (target, Some((until_ns, origin))),
+                    })
+                    .collect();
                 let in_force = feed.set.len();
                 let d = dir.clone();
                 let done = tokio::task::spawn_blocking(move || -> Result<Written> {
                     let mut m = Decisions::open(&d)?;
                     match wanted {
-                        Some(all) => m.sync(all),
+                        Some(all) => m.sync(all, END_SLACK_NS),
                         None => m.apply(&changes),
                     }
                 })

@@ -15,8 +15,6 @@ use iplock_common::names::{MAP_CROWDSEC, MAP_DECISIONS};
 use iplock_common::state::{CrowdsecStats, DecisionEntry, ORIGINS, origin_name};
 
 use crate::config::cidr::Cidr;
-use crate::crowdsec::Change;
-use crate::crowdsec::decision::END_SLACK_NS;
 use crate::error::{Context as _, Error, Result};
 use crate::kernel::pin_dir::PinDir;
 
@@ -111,17 +109,14 @@ impl Decisions {
         Ok(())
     }
 
-    /// Writes the changes of a delta pull (lifts first, as they come).
-    pub fn apply(&mut self, changes: &[Change]) -> Result<Written> {
+    /// Writes the changes of a delta pull in their order: a target with
+    /// its end and origin is banned, one with `None` lifted.
+    pub fn apply(&mut self, changes: &[(Cidr, Option<(u64, u32)>)]) -> Result<Written> {
         let mut w = Written::default();
-        for c in changes {
-            match c {
-                Change::Lift { target } => self.lift(target, &mut w)?,
-                Change::Ban {
-                    target,
-                    until_ns,
-                    origin,
-                } => self.ban(target, *until_ns, *origin, &mut w)?,
+        for (target, ban) in changes {
+            match ban {
+                None => self.lift(target, &mut w)?,
+                Some((until_ns, origin)) => self.ban(target, *until_ns, *origin, &mut w)?,
             }
         }
         Ok(w)
@@ -130,8 +125,12 @@ impl Decisions {
     /// Makes the map hold exactly `wanted` (target, end, origin): after a
     /// startup pull, which lists every decision in force, so that nothing
     /// from before a restart or an outage stays. Entries already right
-    /// (ends within [`END_SLACK_NS`]) are not written again.
-    pub fn sync(&mut self, wanted: impl IntoIterator<Item = (Cidr, u64, u32)>) -> Result<Written> {
+    /// (same origin, ends less than `slack_ns` apart) are not written again.
+    pub fn sync(
+        &mut self,
+        wanted: impl IntoIterator<Item = (Cidr, u64, u32)>,
+        slack_ns: u64,
+    ) -> Result<Written> {
         let mut have: HashMap<Cidr, DecisionEntry> = HashMap::new();
         for kv in self.map.iter() {
             let (k, v) = kv.context(|| "reading the decision map".into())?;
@@ -141,7 +140,7 @@ impl Decisions {
         let mut bans = Vec::new();
         for (target, until_ns, origin) in wanted {
             match have.remove(&target) {
-                Some(e) if e.origin == origin && e.until_ns.abs_diff(until_ns) < END_SLACK_NS => {}
+                Some(e) if e.origin == origin && e.until_ns.abs_diff(until_ns) < slack_ns => {}
                 _ => bans.push((target, until_ns, origin)),
             }
         }
