@@ -15,6 +15,9 @@ pub const FLAG_KNOCK_CLEARS_BAN: u32 = 1 << 2;
 /// Drop packets to knock ports instead of letting the host's stack answer
 /// them: for hosts whose own firewall drops every unused port.
 pub const FLAG_KNOCK_DROP: u32 = 1 << 3;
+/// `iplock run` pulls CrowdSec decisions into the decision map: look the
+/// source up there too. Without it a packet pays no added lookup.
+pub const FLAG_CROWDSEC: u32 = 1 << 4;
 
 /// One step of the knock sequence.
 #[repr(C)]

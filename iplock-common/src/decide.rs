@@ -2,12 +2,14 @@
 //! the state to write back.
 
 use crate::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
-    PortRole, Sequence,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_CROWDSEC, FLAG_KNOCK_CLEARS_BAN,
+    FLAG_KNOCK_DROP, PortRole, Sequence,
 };
 use crate::counters::Counter;
 use crate::packet::{PROTO_TCP, Packet};
-use crate::state::{AllowEntry, BAN_CLOSED_DOOR, BAN_TRAP, BAN_WRONG_KNOCK, BanEntry, SourceState};
+use crate::state::{
+    AllowEntry, BAN_CLOSED_DOOR, BAN_TRAP, BAN_WRONG_KNOCK, BanEntry, DecisionEntry, SourceState,
+};
 
 /// The map lookups a decision may need. They are asked lazily, in the
 /// order the contract checks them, so unrelated traffic from a source that
@@ -22,6 +24,10 @@ pub trait Lookup {
     /// apart so that a flood of spoofed wrong knocks only evicts its kind;
     /// it covers the filter's own ports, so unrelated traffic never asks.
     fn knock_ban(&mut self) -> Option<BanEntry>;
+    /// The CrowdSec decision covering the source, if any (expired or not).
+    /// Asked only with [`FLAG_CROWDSEC`] and when no ban of the ban map
+    /// matched, so a filter without CrowdSec never asks.
+    fn decision(&mut self) -> Option<DecisionEntry>;
     /// The source's knock state, if any.
     fn source(&mut self) -> Option<SourceState>;
     /// Whether the rotating sequence with this id has already opened a door.
@@ -114,6 +120,16 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
     let ban = look.ban();
     let mut clock = Clock { look, now: None };
     let mut banned = matches!(ban, Some(b) if b.until_ns > clock.now());
+    let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && role == PortRole::Knock;
+    // A CrowdSec decision bans on every port, like a closed-door ban, but
+    // no knock lifts it: only the Local API does. Asked when no ban matched
+    // (or one a knock may lift), so only unbanned traffic pays for it.
+    let mut decided = false;
+    if cfg.has_flag(FLAG_CROWDSEC) && (!banned || knock_may_clear) {
+        let decision = clock.look.decision();
+        decided = matches!(decision, Some(d) if d.until_ns > clock.now());
+        banned |= decided;
+    }
     if !banned && role != PortRole::Other {
         let knock_ban = clock.look.knock_ban();
         banned = matches!(knock_ban, Some(b) if b.until_ns > clock.now());
@@ -128,8 +144,7 @@ pub fn decide<L: Lookup>(pkt: &Packet, cfg: &Config, look: &mut L) -> Decision {
         look: clock.look,
         now: Some(now),
     };
-    let knock_may_clear = cfg.has_flag(FLAG_KNOCK_CLEARS_BAN) && role == PortRole::Knock;
-    if banned && !knock_may_clear {
+    if banned && (decided || !knock_may_clear) {
         return if allowed(&mut clock) {
             Decision::new(Verdict::Pass, Counter::Allowed)
         } else {

@@ -46,8 +46,18 @@ pub const MAP_SPENT: &str = "IPLOCK_SPENT";
 /// Spent sequence ids remembered: two are live at a time.
 pub const MAX_SPENT: u32 = 64;
 
+/// CrowdSec decisions (`LPM_TRIE`, `Key<AddrKey>` ->
+/// [`crate::state::DecisionEntry`]): exact addresses as /128 (IPv4 as
+/// v4-mapped /128), ranges as their prefix, so one lookup covers both.
+/// Only `iplock run` writes it; the kernel never does, so neither a flood
+/// nor iplock's own bans can evict a decision, nor decisions a ban.
+pub const MAP_DECISIONS: &str = "IPLOCK_DECISIONS";
+/// `iplock run`'s record of its CrowdSec pulls (`ARRAY` of one
+/// [`crate::state::CrowdsecStats`]), for `iplock status`.
+pub const MAP_CROWDSEC: &str = "IPLOCK_CROWDSEC";
+
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 12] = [
+pub const PINNED_MAPS: [&str; 14] = [
     MAP_SLOT,
     MAP_CONFIG,
     MAP_ALLOW_B,
@@ -60,6 +70,8 @@ pub const PINNED_MAPS: [&str; 12] = [
     MAP_EVENTS,
     MAP_SPENT,
     MAP_LOGS,
+    MAP_DECISIONS,
+    MAP_CROWDSEC,
 ];
 
 /// Default pin directory under bpffs.
@@ -84,5 +96,8 @@ pub const MAX_ALLOW: u32 = 4096;
 pub const DEFAULT_MAX_SOURCES: u32 = 65_536;
 /// Default size of the ban map.
 pub const DEFAULT_MAX_BANS: u32 = 262_144;
+/// Default size of the decision map: room for a community blocklist. An
+/// LPM trie is never preallocated, so unused room costs nothing.
+pub const DEFAULT_MAX_DECISIONS: u32 = 65_536;
 /// Default size of the wrong-knock ban map (only used with `wrong_knock = true`).
 pub const DEFAULT_MAX_KNOCK_BANS: u32 = 65_536;

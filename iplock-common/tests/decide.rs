@@ -8,15 +8,16 @@ use Verdict::{Drop as D, Pass as P};
 use bytemuck::Zeroable;
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
-    Step,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_CROWDSEC, FLAG_KNOCK_CLEARS_BAN,
+    FLAG_KNOCK_DROP, Step,
 };
 use iplock_common::counters::Counter;
 use iplock_common::decide::{BanUpdate, Decision, Lookup, Verdict, decide, live_progress};
 use iplock_common::names::MAX_STEPS;
 use iplock_common::packet::{PROTO_TCP, PROTO_UDP, Packet, TCP_ACK, TCP_SYN};
 use iplock_common::state::{
-    AllowEntry, BAN_CLOSED_DOOR, BAN_MANUAL, BAN_TRAP, BAN_WRONG_KNOCK, BanEntry, SourceState,
+    AllowEntry, BAN_CLOSED_DOOR, BAN_MANUAL, BAN_TRAP, BAN_WRONG_KNOCK, BanEntry, DecisionEntry,
+    ORIGIN_CSCLI, SourceState,
 };
 use proptest::prelude::*;
 use std::net::IpAddr;
@@ -48,6 +49,7 @@ struct Asked {
     allow: u32,
     ban: u32,
     knock_ban: u32,
+    decision: u32,
     source: u32,
     now: u32,
 }
@@ -59,6 +61,8 @@ struct Fake {
     ban: Option<BanEntry>,
     /// The wrong-knock ban map's entry.
     knock_ban: Option<BanEntry>,
+    /// The CrowdSec decision map's entry.
+    decision: Option<DecisionEntry>,
     source: Option<SourceState>,
     asked: Asked,
     /// The clock the decision reads.
@@ -77,6 +81,10 @@ impl Lookup for Fake {
     fn knock_ban(&mut self) -> Option<BanEntry> {
         self.asked.knock_ban += 1;
         self.knock_ban
+    }
+    fn decision(&mut self) -> Option<DecisionEntry> {
+        self.asked.decision += 1;
+        self.decision
     }
     fn source(&mut self) -> Option<SourceState> {
         self.asked.source += 1;
@@ -107,6 +115,14 @@ impl Fake {
         } else {
             &mut self.ban
         }
+    }
+    fn with_decision(mut self, until_ns: u64) -> Self {
+        self.decision = Some(DecisionEntry {
+            until_ns,
+            origin: ORIGIN_CSCLI,
+            _pad: 0,
+        });
+        self
     }
     fn with_allow(mut self, until_ns: u64) -> Self {
         self.allow = Some(AllowEntry::at_runtime(until_ns));
@@ -159,6 +175,14 @@ fn st(step: u32, last_knock_ns: u64, open_until_ns: u64) -> SourceState {
         last_knock_ns,
         open_until_ns,
         ..Default::default()
+    }
+}
+
+fn decision(until_ns: u64) -> DecisionEntry {
+    DecisionEntry {
+        until_ns,
+        origin: ORIGIN_CSCLI,
+        _pad: 0,
     }
 }
 
@@ -1424,6 +1448,61 @@ fn new_connections_elsewhere_also_ask_the_source_and_the_clock_only_for_progress
 }
 
 #[test]
+fn a_crowdsec_decision_costs_one_lookup_and_only_with_the_flag() {
+    let off = cfg().trap(TRAP).build();
+    let on = cfg().trap(TRAP).with(FLAG_CROWDSEC).build();
+    for pkt in [tcp(HTTP, TCP_ACK), syn(HTTP), udp(53)] {
+        // Without [crowdsec] a decision left in the map is never read.
+        let mut f = fresh().with_decision(T0 + HOUR);
+        assert_eq!(f.decide(pkt, &off, T0).verdict, P, "{pkt:?}");
+        assert_eq!(f.asked.decision, 0);
+        // With it, an unbanned source without a decision pays one lookup
+        // and no clock read more than before.
+        let mut f = fresh();
+        f.decide(pkt, &on, T0);
+        assert_eq!((f.asked.ban, f.asked.decision, f.asked.now), (1, 1, 0));
+        // A source the ban map already bans is not looked up again.
+        let mut f = fresh().with_ban(T0 + S, BAN_TRAP).with_decision(T0 + S);
+        assert_eq!(f.decide(pkt, &on, T0), drop(Banned));
+        assert_eq!(f.asked.decision, 0);
+    }
+}
+
+#[test]
+fn a_crowdsec_decision_drops_every_port_until_it_ends() {
+    let c = cfg()
+        .trap(TRAP)
+        .with(FLAG_CROWDSEC | FLAG_KNOCK_CLEARS_BAN)
+        .build();
+    for pkt in [
+        tcp(HTTP, TCP_ACK),
+        syn(HTTP),
+        udp(53),
+        syn(SSH),
+        tcp(SSH, TCP_ACK),
+        syn(K0),
+        udp(K1),
+        syn(TRAP),
+    ] {
+        let mut f = fresh().with_decision(T0 + S);
+        // No knock lifts it (knock_clears_ban is for iplock's own bans),
+        // and a dropped packet makes no ban of its own, so no event.
+        assert_eq!(f.decide(pkt, &c, T0), drop(Banned), "{pkt:?}");
+        // Expired: as if absent.
+        let d = f.decide(pkt, &c, T0 + S);
+        assert_ne!(d.counter, Banned, "{pkt:?}");
+        // The allow list wins.
+        let mut f = fresh().with_decision(T0 + S).with_allow(0);
+        assert_eq!(f.decide(pkt, &c, T0), pass(Allowed), "{pkt:?}");
+    }
+    // An open door does not let a decided source through either.
+    let mut f = fresh()
+        .with_source(st(3, T0 - S, T0 + 5 * S))
+        .with_decision(T0 + S);
+    assert_eq!(f.decide(syn(SSH), &c, T0), drop(Banned));
+}
+
+#[test]
 fn protected_non_syn_does_not_read_the_source() {
     let c = cfg().build();
     let mut f = fresh().with_source(st(3, T0, T0 + S));
@@ -1506,7 +1585,7 @@ const PROP_STEPS: [(u8, u16); MAX_STEPS] = [
 fn any_config(max_steps: usize) -> impl Strategy<Value = Config> {
     (
         prop::collection::vec(prop::sample::select(&TIMEOUTS[..]), 1..=max_steps),
-        0u32..16,
+        0u32..32,
         prop::sample::select(&[S, 10 * S, 30 * S][..]),
         prop::sample::select(&[30 * S, HOUR][..]),
     )
@@ -1600,15 +1679,17 @@ fn any_fake() -> impl Strategy<Value = Fake> {
                 .prop_map(|(t, r)| ban(t, r)),
         ),
         prop::option::of(any_time().prop_map(|t| ban(t, BAN_WRONG_KNOCK))),
+        prop::option::of(any_time().prop_map(decision)),
         prop::option::of(
             (0u32..=MAX_STEPS as u32 + 1, any_time(), any_time())
                 .prop_map(|(step, last, open)| st(step, last, open)),
         ),
     )
-        .prop_map(|(allow, ban, knock_ban, source)| Fake {
+        .prop_map(|(allow, ban, knock_ban, decision, source)| Fake {
             allow,
             ban,
             knock_ban,
+            decision,
             source,
             asked: Asked::default(),
             now: 0,
@@ -1655,6 +1736,8 @@ struct Model {
     ban: Option<BanEntry>,
     /// A wrong-knock ban, which covers the filter's ports only.
     knock_ban: Option<BanEntry>,
+    /// A CrowdSec decision, seen only with FLAG_CROWDSEC; no knock lifts it.
+    decision: Option<DecisionEntry>,
 }
 
 impl Model {
@@ -1703,8 +1786,9 @@ impl Model {
         let flag = |f| cfg.flags & f != 0;
         let r = role(cfg, pkt);
         let knock_past_ban = flag(FLAG_KNOCK_CLEARS_BAN) && matches!(r, Role::Knock(_));
+        let decided = flag(FLAG_CROWDSEC) && self.decision.is_some_and(|d| d.until_ns > t);
         let banned = self.banned(t, r);
-        if banned && !knock_past_ban {
+        if decided || (banned && !knock_past_ban) {
             return (D, Banned);
         }
         let answer = if banned || flag(FLAG_KNOCK_DROP) {
@@ -1794,9 +1878,10 @@ proptest! {
     fn door_opens_only_after_the_sequence(
         c in any_config(3),
         packets in prop::collection::vec((any_gap(), trace_packet()), 1..60),
+        decided in prop::option::of(prop_oneof![Just(T0), T0..T0 + 120 * S].prop_map(decision)),
     ) {
-        let mut fake = fresh();
-        let mut model = Model::default();
+        let mut fake = Fake { decision: decided, ..fresh() };
+        let mut model = Model { decision: decided, ..Model::default() };
         let mut knocks = Vec::new();
         let mut t = T0;
         for (n, (gap, pkt)) in packets.into_iter().enumerate() {
@@ -1887,6 +1972,33 @@ proptest! {
         prop_assert_eq!(f.asked.source, 0);
     }
 
+    /// A source with a CrowdSec decision in force is dropped on every port,
+    /// knock_clears_ban or not, unless the allow list covers it; with the
+    /// flag off the decision map is never read.
+    #[test]
+    fn decided_always_drops_unless_allowed(
+        c in any_config(MAX_STEPS),
+        fake in any_fake(),
+        until in T0 + 1..=u64::MAX,
+        allow in prop::option::of(prop_oneof![Just(0), 1..=u64::MAX]),
+        pkt in any_packet(),
+    ) {
+        let mut c = c;
+        c.flags |= FLAG_CROWDSEC;
+        let mut f = Fake { allow: allow.map(AllowEntry::at_runtime), ..fake.with_decision(until) };
+        let d = f.decide(pkt, &c, T0);
+        if allow.is_some_and(|a| a == 0 || a > T0) {
+            prop_assert_eq!(d.verdict, P);
+        } else {
+            prop_assert_eq!(d, drop(Banned));
+            prop_assert_eq!(f.asked.source, 0);
+        }
+        c.flags &= !FLAG_CROWDSEC;
+        let mut f = fake.with_decision(until);
+        f.decide(pkt, &c, T0);
+        prop_assert_eq!(f.asked.decision, 0);
+    }
+
     /// No decision writes a source state equal to the one it read, and no
     /// decision asks a map twice.
     #[test]
@@ -1901,7 +2013,11 @@ proptest! {
         if let Some(s) = d.source {
             prop_assert_ne!(s, fake.source.unwrap_or_default());
         }
-        prop_assert!(f.asked.allow <= 1 && f.asked.ban <= 1 && f.asked.source <= 1 && f.asked.now <= 1, "{:?}", f.asked);
+        prop_assert!(f.asked.allow <= 1 && f.asked.ban <= 1 && f.asked.decision <= 1 && f.asked.source <= 1 && f.asked.now <= 1, "{:?}", f.asked);
+        // The decision map is asked only with CrowdSec on.
+        if c.flags & FLAG_CROWDSEC == 0 {
+            prop_assert_eq!(f.asked.decision, 0);
+        }
     }
 
     /// Masking keeps the first `bits` bits and clears the rest.

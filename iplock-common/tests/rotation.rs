@@ -8,7 +8,7 @@ use iplock_common::config::{Config, FLAG_BAN_WRONG_KNOCK, Step};
 use iplock_common::counters::Counter;
 use iplock_common::decide::{BanUpdate, Decision, Lookup, decide};
 use iplock_common::packet::{PROTO_TCP, PROTO_UDP, Packet, TCP_SYN};
-use iplock_common::state::{AllowEntry, BanEntry, SourceState};
+use iplock_common::state::{AllowEntry, BanEntry, DecisionEntry, SourceState};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -30,6 +30,9 @@ impl Lookup for Fake {
         self.ban
     }
     fn knock_ban(&mut self) -> Option<BanEntry> {
+        None
+    }
+    fn decision(&mut self) -> Option<DecisionEntry> {
         None
     }
     fn source(&mut self) -> Option<SourceState> {

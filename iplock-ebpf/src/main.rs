@@ -18,11 +18,13 @@ use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
 use iplock_common::events::{EVENTS_BYTES, Event};
 use iplock_common::names::{
-    CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW,
-    MAX_IFACES, MAX_SPENT,
+    CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_DECISIONS, DEFAULT_MAX_KNOCK_BANS,
+    DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
 };
 use iplock_common::packet::Packet;
-use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, IfaceEntry, SourceState};
+use iplock_common::state::{
+    AllowEntry, BAN_WRONG_KNOCK, BanEntry, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
+};
 use parse::{Reason, Unclassified};
 
 #[map]
@@ -52,6 +54,18 @@ static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MA
 
 #[map]
 static IPLOCK_ALLOW_B: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+
+// CrowdSec decisions, written only by `iplock run`: addresses as /128,
+// ranges as their prefix, so one lookup covers both. Read only when the
+// config's FLAG_CROWDSEC is set.
+#[map]
+static IPLOCK_DECISIONS: LpmTrie<AddrKey, DecisionEntry> =
+    LpmTrie::with_max_entries(DEFAULT_MAX_DECISIONS, 0);
+
+// Not read here: created and pinned with the rest for `iplock run`'s
+// record of its pulls, which `iplock status` shows.
+#[map]
+static IPLOCK_CROWDSEC: Array<CrowdsecStats> = Array::with_max_entries(1, 0);
 
 #[map]
 static IPLOCK_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
@@ -202,6 +216,11 @@ impl Lookup for Maps<'_> {
     fn knock_ban(&mut self) -> Option<BanEntry> {
         // SAFETY: as for `ban`.
         unsafe { IPLOCK_KNOCK_BANS.get(self.ban_key) }.copied()
+    }
+
+    #[inline(always)]
+    fn decision(&mut self) -> Option<DecisionEntry> {
+        IPLOCK_DECISIONS.get(Key::new(128, *self.src)).copied()
     }
 
     #[inline(always)]

@@ -22,8 +22,8 @@ use frame::{
 };
 use harness::{Harness, at, privileged};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
-    Step,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_CROWDSEC, FLAG_KNOCK_CLEARS_BAN,
+    FLAG_KNOCK_DROP, Step,
 };
 use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::Verdict::{self, Drop, Pass};
@@ -356,6 +356,8 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
         names::MAP_IFACES,
         names::MAP_EVENTS,
         names::MAP_LOGS,
+        names::MAP_DECISIONS,
+        names::MAP_CROWDSEC,
     ] {
         let (data, max_entries) = match (name, ebpf.map(name).expect("checked above")) {
             (names::MAP_SLOT, Map::Array(d)) => (d, 1),
@@ -368,11 +370,67 @@ fn object_has_every_pinned_map_and_passes_the_verifier() {
             (names::MAP_IFACES, Map::Array(d)) => (d, names::MAX_IFACES as u32),
             (names::MAP_EVENTS, Map::RingBuf(d)) => (d, iplock_common::events::EVENTS_BYTES),
             (names::MAP_LOGS, Map::RingBuf(d)) => (d, names::LOGS_BYTES),
+            (names::MAP_DECISIONS, Map::LpmTrie(d)) => (d, names::DEFAULT_MAX_DECISIONS),
+            (names::MAP_CROWDSEC, Map::Array(d)) => (d, 1),
             _ => panic!("map {name} has the wrong type"),
         };
         let info = data.info().expect("map info");
         assert_eq!(info.max_entries(), max_entries, "max_entries of {name}");
     }
+}
+
+/// CrowdSec decisions (issue 14): read only with FLAG_CROWDSEC; an exact
+/// address and a range in the one trie, IPv4 and IPv6; every port dropped
+/// while in force, nothing written, the allow list winning.
+#[test]
+fn crowdsec_decisions_drop_with_the_flag_only() {
+    if !privileged("crowdsec_decisions_drop_with_the_flag_only") {
+        return;
+    }
+    let off = config();
+    let on = config_with(|c| c.flags |= FLAG_CROWDSEC);
+    let mut h = Harness::new(&off);
+    let now = iplock::system::clock::now_ns();
+    let seed = |h: &mut Harness| {
+        h.decision("192.0.2.2/32", now + 60 * SEC);
+        h.decision("198.51.100.0/24", now + 60 * SEC);
+        h.decision("2001:db8:0:1::/64", now + 60 * SEC);
+        h.decision("192.0.2.3/32", now - SEC); // ended
+    };
+    seed(&mut h);
+    for f in [tcp(A, HTTP, SYN), tcp(C, SSH, ACK), udp(C6, DNS)] {
+        assert_eq!(h.run(&f.bytes()), Pass, "without the flag: {f:?}");
+    }
+    h.reset(&on);
+    seed(&mut h);
+    for f in [
+        tcp(A, HTTP, SYN),
+        tcp(A, SSH, ACK),
+        tcp(A, 100, SYN),
+        udp(A, DNS),
+        tcp(C, HTTP, ACK),
+        tcp("198.51.100.255", SSH, SYN),
+        udp(C6, DNS),
+        tcp("2001:db8:0:1:ffff::9", HTTP, SYN),
+    ] {
+        assert_eq!(h.run(&f.bytes()), Drop, "decided: {f:?}");
+    }
+    for f in [
+        tcp(B, HTTP, SYN),              // its decision ended
+        tcp("198.51.101.1", HTTP, SYN), // outside the /24
+        tcp(A6, HTTP, SYN),             // outside the /64
+        tcp("2001:db8:0:2::1", HTTP, ACK),
+    ] {
+        assert_eq!(h.run(&f.bytes()), Pass, "not decided: {f:?}");
+    }
+    assert!(h.bans().is_empty(), "a decision writes no ban");
+    assert!(h.sources().is_empty(), "a decision writes no state");
+    let counters = h.counters();
+    assert_eq!(counters.get("banned"), Some(&8), "{counters:?}");
+    // The allow list wins over a decision.
+    h.allow("198.51.100.0/28", 0);
+    assert_eq!(h.run(&tcp(C, SSH, SYN).bytes()), Pass);
+    assert_eq!(h.run(&tcp("198.51.100.200", SSH, ACK).bytes()), Drop);
 }
 
 /// Contract item 1: a source in the allow list passes.

@@ -123,6 +123,51 @@ impl NetnsPair {
         ip(&args);
     }
 
+    /// Routes `block` (a CIDR of addresses added with
+    /// [`NetnsPair::add_client_addr`] outside the pair's own subnets) from
+    /// the server to the client veth, so the server's answers reach them.
+    pub fn route_to_client(&self, block: &str) {
+        ip(&[
+            "-n",
+            &self.server,
+            "route",
+            "add",
+            block,
+            "dev",
+            &self.server_if,
+        ]);
+    }
+
+    /// A second veth between this pair's server and `other`'s, with
+    /// 10.99.0.1/24 here and 10.99.0.2/24 there (no filter on it): a
+    /// service of one server (a CrowdSec Local API) reaches the other.
+    /// Removed with the namespaces. Returns both addresses.
+    pub fn link_servers(&self, other: &NetnsPair) -> (IpAddr, IpAddr) {
+        let id = unique_id();
+        let (here, there) = (format!("la{id}"), format!("lb{id}"));
+        ip(&[
+            "link",
+            "add",
+            &here,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &there,
+            "netns",
+            &other.server,
+        ]);
+        let a = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 2));
+        for (ns, dev, addr) in [(&self.server, &here, a), (&other.server, &there, b)] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+        }
+        (a, b)
+    }
+
     /// Lifts the server namespace's ICMP rate limits: by default the kernel
     /// sends about one port unreachable a second to a peer, and a test that
     /// counts the answers to UDP datagrams would see silence instead.

@@ -11,7 +11,7 @@ use iplock::config::crowdsec::{CrowdsecSettings, LapiUrl, MachineCredentials, Se
 use iplock::crowdsec::{
     BanReason, Bouncer, Change, DecisionSet, Feed, FeedStep, LapiError, LocalBan, Watcher,
 };
-use iplock::system::clock::boot_ns;
+use iplock::system::clock::now_ns;
 use iplock_e2e::crowdsec::{Lapi, TOOLS};
 use iplock_e2e::{NetnsPair, SERVER_V4, in_netns, require_root, require_tools};
 
@@ -71,8 +71,8 @@ fn startup_pull_types_every_scope_and_family() {
     lapi.add_decision("::ffff:203.0.113.8", "1h", "ban");
     lapi.add_decision("192.0.2.9", "1h", "captcha");
     let b = bouncer(&lapi, "b1");
-    let at = boot_ns();
-    let delta = rt().block_on(b.pull(true, boot_ns)).unwrap();
+    let at = now_ns();
+    let delta = rt().block_on(b.pull(true, now_ns)).unwrap();
     assert!(delta.startup);
     let mut got: Vec<_> = delta
         .new
@@ -116,15 +116,15 @@ fn deltas_show_deletions_and_null_lists() {
     let b = bouncer(&lapi, "b1");
     let rt = rt();
     // Nothing at all: the Local API sends `null` lists.
-    let empty = rt.block_on(b.pull(true, boot_ns)).unwrap();
+    let empty = rt.block_on(b.pull(true, now_ns)).unwrap();
     assert!(empty.new.is_empty() && empty.deleted.is_empty());
     lapi.add_decision("192.0.2.7", "1h", "ban");
     lapi.add_decision("2001:db8:1::/48", "1h", "ban");
     let mut set = DecisionSet::new();
-    let d = rt.block_on(b.pull(false, boot_ns)).unwrap();
+    let d = rt.block_on(b.pull(false, now_ns)).unwrap();
     assert_eq!(d.new.len(), 2, "{d:?}");
     assert_eq!(set.apply(&d).len(), 2);
-    let quiet = rt.block_on(b.pull(false, boot_ns)).unwrap();
+    let quiet = rt.block_on(b.pull(false, now_ns)).unwrap();
     assert!(
         quiet.new.is_empty() && quiet.deleted.is_empty(),
         "{quiet:?}"
@@ -135,12 +135,12 @@ fn deltas_show_deletions_and_null_lists() {
     // The deletion comes on the next pull, and may come on the one after
     // (the Local API looks back 2 s): applied twice, it changes nothing.
     for _ in 0..3 {
-        let d = rt.block_on(b.pull(false, boot_ns)).unwrap();
+        let d = rt.block_on(b.pull(false, now_ns)).unwrap();
         seen += d.deleted.len();
         assert!(
             d.deleted
                 .iter()
-                .all(|x| x.target == cidr("192.0.2.7") && x.until_ns <= boot_ns())
+                .all(|x| x.target == cidr("192.0.2.7") && x.until_ns <= now_ns())
         );
         lifts.extend(set.apply(&d));
         std::thread::sleep(Duration::from_millis(300));
@@ -155,7 +155,7 @@ fn deltas_show_deletions_and_null_lists() {
     );
     assert_eq!(set.len(), 1);
     // A startup pull lists the deleted decision as deleted and the rest as new.
-    let d = rt.block_on(b.pull(true, boot_ns)).unwrap();
+    let d = rt.block_on(b.pull(true, now_ns)).unwrap();
     assert_eq!(d.new.len(), 1);
     assert!(d.deleted.iter().any(|x| x.target == cidr("192.0.2.7")));
     assert_eq!(set.apply(&d), []);
@@ -169,13 +169,13 @@ fn a_wrong_key_is_refused_and_filters_apply() {
     let lapi = Lapi::start();
     lapi.add_decision("192.0.2.7", "1h", "ban");
     let bad = Bouncer::new(&settings(&lapi.url(), Some("0123456789abcdef".into()))).unwrap();
-    let e = rt().block_on(bad.pull(true, boot_ns)).unwrap_err();
+    let e = rt().block_on(bad.pull(true, now_ns)).unwrap_err();
     assert!(matches!(e, LapiError::Refused { status: 403, .. }), "{e}");
     assert!(!e.to_string().contains("0123456789"), "{e}");
     let mut s = settings(&lapi.url(), Some(lapi.add_bouncer("b1")));
     s.origins = vec!["crowdsec".into()];
     let d = rt()
-        .block_on(Bouncer::new(&s).unwrap().pull(true, boot_ns))
+        .block_on(Bouncer::new(&s).unwrap().pull(true, now_ns))
         .unwrap();
     assert!(d.new.is_empty(), "the origins filter left {d:?}");
 }
@@ -216,8 +216,8 @@ fn pushed_bans_reach_other_bouncers() {
     assert_eq!((direct.pushed, direct.from_crowdsec), (0, 1));
     // Another host's bouncer sees them on its next pull.
     let b = bouncer(&lapi, "host-b");
-    let at = boot_ns();
-    let d = rt.block_on(b.pull(true, boot_ns)).unwrap();
+    let at = now_ns();
+    let d = rt.block_on(b.pull(true, now_ns)).unwrap();
     let mut got: Vec<_> = d
         .new
         .iter()
@@ -289,7 +289,7 @@ fn an_outage_keeps_decisions_logs_once_and_resyncs() {
     b.set_timeout(Duration::from_secs(2));
     let rt = rt();
     let mut feed = Feed::with_max_backoff(b, Duration::from_secs(1), Instant::now());
-    let FeedStep::Pulled { changes, .. } = rt.block_on(feed.step(boot_ns)) else {
+    let FeedStep::Pulled { changes, .. } = rt.block_on(feed.step(now_ns)) else {
         panic!("the first pull failed");
     };
     assert_eq!(changes.len(), 1);
@@ -298,7 +298,7 @@ fn an_outage_keeps_decisions_logs_once_and_resyncs() {
     let mut waits = Vec::new();
     let t = Instant::now();
     for _ in 0..4 {
-        match rt.block_on(feed.step(boot_ns)) {
+        match rt.block_on(feed.step(now_ns)) {
             FeedStep::Failed {
                 error,
                 log,
@@ -327,7 +327,7 @@ fn an_outage_keeps_decisions_logs_once_and_resyncs() {
         changes,
         delta,
         recovered,
-    } = rt.block_on(feed.step(boot_ns))
+    } = rt.block_on(feed.step(now_ns))
     else {
         panic!("no pull after the restart");
     };
@@ -347,7 +347,7 @@ fn an_outage_keeps_decisions_logs_once_and_resyncs() {
     );
     assert!(matches!(&changes[0], Change::Lift { target } if *target == cidr("192.0.2.7")));
     assert!(matches!(&changes[1], Change::Ban { target, .. } if *target == cidr("192.0.2.8")));
-    let FeedStep::Pulled { delta, .. } = rt.block_on(feed.step(boot_ns)) else {
+    let FeedStep::Pulled { delta, .. } = rt.block_on(feed.step(now_ns)) else {
         panic!("the pull after the resync failed");
     };
     assert!(!delta.startup);
@@ -384,7 +384,7 @@ fn slow_and_malformed_answers_are_errors() {
         Duration::ZERO,
     );
     let b = Bouncer::new(&settings(&garbage, key.clone())).unwrap();
-    let e = rt.block_on(b.pull(true, boot_ns)).unwrap_err();
+    let e = rt.block_on(b.pull(true, now_ns)).unwrap_err();
     assert!(matches!(e, LapiError::Malformed(_)), "{e}");
     let failing = fake_lapi(
         &rt,
@@ -392,7 +392,7 @@ fn slow_and_malformed_answers_are_errors() {
         Duration::ZERO,
     );
     let b = Bouncer::new(&settings(&failing, key.clone())).unwrap();
-    let e = rt.block_on(b.pull(true, boot_ns)).unwrap_err();
+    let e = rt.block_on(b.pull(true, now_ns)).unwrap_err();
     assert!(
         matches!(e, LapiError::Status { status: 500, .. }) && e.to_string().contains("db bad"),
         "{e}"
@@ -401,7 +401,7 @@ fn slow_and_malformed_answers_are_errors() {
     let mut b = Bouncer::new(&settings(&slow, key)).unwrap();
     b.set_timeout(Duration::from_millis(300));
     let t = Instant::now();
-    let e = rt.block_on(b.pull(true, boot_ns)).unwrap_err();
+    let e = rt.block_on(b.pull(true, now_ns)).unwrap_err();
     assert!(matches!(e, LapiError::Timeout { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }
@@ -419,7 +419,7 @@ fn startup_pull_of_20000_decisions() {
     let b = bouncer(&lapi, "b1");
     let rt = rt();
     let t = Instant::now();
-    let d = rt.block_on(b.pull(true, boot_ns)).unwrap();
+    let d = rt.block_on(b.pull(true, now_ns)).unwrap();
     let pull = t.elapsed();
     let t = Instant::now();
     let mut set = DecisionSet::new();
@@ -443,7 +443,7 @@ fn a_local_api_inside_a_namespace() {
     lapi.add_decision("192.0.2.99", "1h", "ban");
     let b = bouncer(&lapi, "b1");
     // A bouncer in the client namespace reaches it over the veth.
-    let d = in_netns(&pair.client, || rt().block_on(b.pull(true, boot_ns))).unwrap();
+    let d = in_netns(&pair.client, || rt().block_on(b.pull(true, now_ns))).unwrap();
     assert_eq!(d.new.len(), 1);
     assert_eq!(d.new[0].target, cidr("192.0.2.99"));
 }

@@ -99,12 +99,29 @@ pub fn run(args: &BanArgs) -> Result<()> {
                 }
             }
             if !lifted {
+                let decided = crate::kernel::decisions::Decisions::open(&dir)
+                    .ok()
+                    .and_then(|d| {
+                        d.map
+                            .get(&aya::maps::lpm_trie::Key::new(128, addr::from_ip(ip)), 0)
+                            .ok()
+                    })
+                    .filter(|e| e.until_ns > now_ns());
+                if let Some(e) = decided {
+                    return input(format!(
+                        "{ip} is dropped by a CrowdSec decision (origin {}), which iplock does not lift; delete it on the Local API (cscli decisions delete --ip {ip})",
+                        iplock_common::state::origin_name(e.origin)
+                    ));
+                }
                 return input(format!("{ip} is not banned"));
             }
             println!("iplock: ban of {} lifted", addr::to_ip(&key));
         }
         BanAction::List { json } => {
-            let bans = crate::kernel::status::ban_list(&maps, now_ns())?;
+            let now = now_ns();
+            let mut bans = crate::kernel::status::ban_list(&maps, now)?;
+            // CrowdSec's decisions, after iplock's own bans.
+            bans.extend(crate::kernel::status::decision_bans(&dir, now)?);
             if *json {
                 println!(
                     "{}",

@@ -28,6 +28,11 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             "rotating knocks change every period, which needs a process to change them: use `iplock run` for this configuration",
         );
     }
+    if settings.crowdsec.is_some() {
+        return input(
+            "CrowdSec needs iplock run, which pulls its decisions and pushes the filter's bans: use `iplock run` for a configuration with [crowdsec]",
+        );
+    }
     let dir = args.pin.dir()?;
     let _owner = dir.own(Owner::Command)?;
     let attached = match filter::load(&settings, &dir)? {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use bytemuck::Zeroable as _;
 use clap::{Args, ValueEnum};
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN, FLAG_KNOCK_DROP,
-    Step as KernelStep,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_CROWDSEC, FLAG_KNOCK_CLEARS_BAN,
+    FLAG_KNOCK_DROP, Step as KernelStep,
 };
 use iplock_common::names::{
-    DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES,
-    MAX_PROTECT, MAX_STEPS, MAX_TRAPS,
+    DEFAULT_MAX_BANS, DEFAULT_MAX_DECISIONS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES,
+    MAX_ALLOW, MAX_IFACES, MAX_PROTECT, MAX_STEPS, MAX_TRAPS,
 };
 use serde::Deserialize;
 
@@ -189,6 +189,7 @@ struct MapsFile {
     sources: Option<u32>,
     bans: Option<u32>,
     knock_bans: Option<u32>,
+    decisions: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +220,8 @@ pub struct Settings {
     pub max_sources: u32,
     pub max_bans: u32,
     pub max_knock_bans: u32,
+    /// CrowdSec decisions held at once (`maps.decisions`).
+    pub max_decisions: u32,
     /// CrowdSec's Local API, when the config file has a `[crowdsec]` section.
     pub crowdsec: Option<CrowdsecSettings>,
     /// Single packet authorization with fwknop's client, when `[spa]` is set.
@@ -315,6 +318,7 @@ impl Settings {
             max_sources: file.maps.sources.unwrap_or(DEFAULT_MAX_SOURCES),
             max_bans: file.maps.bans.unwrap_or(DEFAULT_MAX_BANS),
             max_knock_bans: file.maps.knock_bans.unwrap_or(DEFAULT_MAX_KNOCK_BANS),
+            max_decisions: file.maps.decisions.unwrap_or(DEFAULT_MAX_DECISIONS),
             crowdsec: match &file.crowdsec {
                 Some(c) => Some(c.settings(args.config.as_deref())?),
                 None => None,
@@ -396,6 +400,7 @@ impl Settings {
             ("sources", self.max_sources),
             ("bans", self.max_bans),
             ("knock_bans", self.max_knock_bans),
+            ("decisions", self.max_decisions),
         ] {
             if n == 0 || n > MAX_MAP_ENTRIES {
                 return input(format!(
@@ -456,6 +461,11 @@ impl Settings {
             (self.ban.closed_door, FLAG_BAN_CLOSED_DOOR),
             (self.ban.knock_clears_ban, FLAG_KNOCK_CLEARS_BAN),
             (self.knock_answer == KnockAnswer::Drop, FLAG_KNOCK_DROP),
+            // Decisions are pulled only with a bouncer key.
+            (
+                self.crowdsec.as_ref().is_some_and(|c| c.api_key.is_some()),
+                FLAG_CROWDSEC,
+            ),
         ]
         .iter()
         .filter(|(on, _)| *on)

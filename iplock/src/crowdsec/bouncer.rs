@@ -55,7 +55,7 @@ impl Bouncer {
 
     /// One pull: every decision in force with `startup` (asked after each
     /// start and after every failure), else what changed since the last
-    /// pull. `now_ns` (boot-time ns, taken when the answer arrived) dates
+    /// pull. `now_ns` (the filter's clock, taken when the answer arrived) dates
     /// the decisions' ends.
     pub async fn pull(
         &self,

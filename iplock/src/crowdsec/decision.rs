@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use iplock_common::addr;
+use iplock_common::state::origin_code;
 use serde::Deserialize;
 
 use crate::config::cidr::Cidr;
@@ -44,7 +45,7 @@ pub struct Decision {
     pub target: Cidr,
     pub origin: String,
     pub scenario: String,
-    /// Boot-time ns (the filter's clock) when the decision ends; for a
+    /// The filter's clock (ns) when the decision ends; for a
     /// deletion, when it ended (at or before the pull).
     pub until_ns: u64,
 }
@@ -151,7 +152,7 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Parses a stream answer pulled at `now_ns` (boot-time ns).
+/// Parses a stream answer pulled at `now_ns` (the filter's clock, ns).
 pub fn parse_stream(
     body: &[u8],
     startup: bool,
@@ -288,10 +289,15 @@ pub fn parse_target(value: &str, range: bool) -> Option<Cidr> {
 /// What the filter must do after a pull.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Drop everything from `target` until `until_ns` (boot-time ns);
+    /// Drop everything from `target` until `until_ns` (the filter's clock, ns);
     /// replaces an earlier entry of the same target, which may have been
-    /// longer or shorter.
-    Ban { target: Cidr, until_ns: u64 },
+    /// longer or shorter. `origin` (`ORIGIN_*` of iplock-common) is that
+    /// of the decision that lasts longest.
+    Ban {
+        target: Cidr,
+        until_ns: u64,
+        origin: u32,
+    },
     /// `target` has no decision left: remove its entry.
     Lift { target: Cidr },
 }
@@ -314,7 +320,8 @@ enum DecisionKey {
 /// changes nothing.
 #[derive(Debug, Default)]
 pub struct DecisionSet {
-    by_target: HashMap<Cidr, HashMap<DecisionKey, u64>>,
+    /// Each decision's end and origin code.
+    by_target: HashMap<Cidr, HashMap<DecisionKey, (u64, u32)>>,
 }
 
 impl DecisionSet {
@@ -333,14 +340,26 @@ impl DecisionSet {
 
     /// When `target`'s ban ends, if it has one.
     pub fn until(&self, target: &Cidr) -> Option<u64> {
+        self.longest(target).map(|(until, _)| until)
+    }
+
+    /// When `target`'s ban ends and the origin of the decision that lasts
+    /// longest.
+    pub fn longest(&self, target: &Cidr) -> Option<(u64, u32)> {
         self.by_target.get(target)?.values().copied().max()
     }
 
     /// Every target and when its ban ends.
     pub fn iter(&self) -> impl Iterator<Item = (Cidr, u64)> + '_ {
-        self.by_target
-            .iter()
-            .filter_map(|(t, ds)| Some((*t, ds.values().copied().max()?)))
+        self.entries().map(|(t, until, _)| (t, until))
+    }
+
+    /// Every target, when its ban ends and the origin of its longest decision.
+    pub fn entries(&self) -> impl Iterator<Item = (Cidr, u64, u32)> + '_ {
+        self.by_target.iter().filter_map(|(t, ds)| {
+            let (until, origin) = ds.values().copied().max()?;
+            Some((*t, until, origin))
+        })
     }
 
     /// Applies a delta (deletions, then additions) and returns the
@@ -363,24 +382,28 @@ impl DecisionSet {
             self.by_target
                 .entry(d.target)
                 .or_default()
-                .insert(d.key(), d.until_ns);
+                .insert(d.key(), (d.until_ns, origin_code(&d.origin)));
         }
         let mut changes = Vec::new();
         for (target, was) in &before {
-            match self.until(target) {
+            match self.longest(target) {
                 None => changes.push(Change::Lift { target: *target }),
-                Some(until_ns) if until_ns.abs_diff(*was) >= END_SLACK_NS => {
-                    changes.push(Change::Ban {
+                Some((until_ns, origin)) if until_ns.abs_diff(*was) >= END_SLACK_NS => changes
+                    .push(Change::Ban {
                         target: *target,
                         until_ns,
-                    })
-                }
+                        origin,
+                    }),
                 Some(_) => {}
             }
         }
-        for (target, until_ns) in self.iter() {
+        for (target, until_ns, origin) in self.entries() {
             if !before.contains_key(&target) {
-                changes.push(Change::Ban { target, until_ns });
+                changes.push(Change::Ban {
+                    target,
+                    until_ns,
+                    origin,
+                });
             }
         }
         // Lifts first, as deletions come before additions.
@@ -392,7 +415,7 @@ impl DecisionSet {
     /// entries itself, so no change is needed.
     pub fn prune(&mut self, now_ns: u64) {
         self.by_target.retain(|_, ds| {
-            ds.retain(|_, until| *until > now_ns);
+            ds.retain(|_, (until, _)| *until > now_ns);
             !ds.is_empty()
         });
     }
@@ -546,6 +569,7 @@ mod tests {
         let ban = |t: &str, u: u64| Change::Ban {
             target: cidr(t),
             until_ns: u * S,
+            origin: iplock_common::state::ORIGIN_CSCLI,
         };
         let lift = |t: &str| Change::Lift { target: cidr(t) };
         let startup = Delta {

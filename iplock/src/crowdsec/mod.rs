@@ -7,7 +7,7 @@
 //! let bouncer = Bouncer::new(&settings)?;          // needs an api_key
 //! let mut feed = Feed::new(bouncer, Instant::now());
 //! loop {
-//!     let step = feed.step(clock::boot_ns()).await;   // sleeps until due
+//!     let step = feed.step(clock::now_ns()).await;   // sleeps until due
 //!     apply(step.changes);                             // kernel maps
 //! }
 //! ```

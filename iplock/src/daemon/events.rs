@@ -4,8 +4,10 @@
 
 use std::time::Instant;
 
+use iplock_common::events::Event;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
 
 use crate::daemon::event_log::EventLog;
 use crate::daemon::{Stop, stopped};
@@ -14,8 +16,10 @@ use crate::kernel::events::Events;
 /// Events read before the other tasks get a turn.
 const BATCH: usize = 1024;
 
-/// Logs events until `stop`, then the summaries still open.
-pub async fn run(events: Events, mut stop: Stop) {
+/// Logs events until `stop`, then the summaries still open; hands every
+/// event that banned its source to `bans` (the CrowdSec watcher), when
+/// there is one.
+pub async fn run(events: Events, bans: Option<mpsc::Sender<Event>>, mut stop: Stop) {
     let mut log = EventLog::default();
     // SAFETY: the descriptor is the ring buffer's own, which `events` owns
     // and closes only when it is dropped, after the AsyncFd that owns it.
@@ -46,6 +50,13 @@ pub async fn run(events: Events, mut stop: Stop) {
                             break;
                         };
                         log.log(&e, Instant::now());
+                        if let Some(tx) = &bans
+                            && e.ban_reason != 0
+                        {
+                            // Full: the watcher is behind a flood; the
+                            // ban stands, only its push is lost.
+                            let _ = tx.try_send(e);
+                        }
                     }
                     if full_batch {
                         drop(guard);

@@ -26,10 +26,12 @@ use tokio::task::JoinSet;
 
 use crate::daemon::{Stop, stopped};
 use crate::error::{Context as _, Result, input, quote};
+use crate::kernel::decisions::Decisions;
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
 use crate::kernel::status::{self, InterfaceStatus};
 use crate::kernel::sweep::Live;
+use iplock_common::state::{CrowdsecStats, ORIGINS, origin_name};
 
 /// Default port when only an address or nothing but a port is given.
 pub const DEFAULT_PORT: u16 = 9477;
@@ -70,6 +72,8 @@ pub struct Snapshot {
     pub counters: BTreeMap<&'static str, u64>,
     pub interfaces: Vec<InterfaceStatus>,
     pub live: Live,
+    /// The daemon's CrowdSec record, when it runs with `[crowdsec]`.
+    pub crowdsec: Option<CrowdsecStats>,
 }
 
 impl Snapshot {
@@ -79,6 +83,10 @@ impl Snapshot {
             counters: status::counters(&maps)?,
             interfaces: status::interfaces(&maps)?,
             live,
+            crowdsec: Decisions::open(dir)
+                .and_then(|d| d.stats())
+                .ok()
+                .filter(|s| s.started_unix != 0),
         })
     }
 }
@@ -127,6 +135,44 @@ pub fn render(s: &Snapshot) -> String {
         "The iplock that runs the filter",
         Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_string())]),
     );
+    if let Some(c) = &s.crowdsec {
+        let decisions = Family::<Labels, Gauge>::default();
+        for (i, origin) in ORIGINS.iter().enumerate() {
+            decisions
+                .get_or_create(&vec![("origin", origin_name(*origin).to_string())])
+                .set(s.live.decisions[i] as i64);
+        }
+        r.register(
+            "crowdsec_decisions",
+            "CrowdSec decisions in force, by origin, as counted at the last sweep",
+            decisions,
+        );
+        r.register(
+            "crowdsec_pulls",
+            "Successful pulls of CrowdSec decisions",
+            ConstCounter::new(c.pulls),
+        );
+        r.register(
+            "crowdsec_pull_errors",
+            "Failed pulls of CrowdSec decisions",
+            ConstCounter::new(c.pull_errors),
+        );
+        r.register(
+            "crowdsec_last_pull_timestamp_seconds",
+            "Unix time of the last successful pull (0: none yet)",
+            ConstGauge::new(c.last_pull_unix as i64),
+        );
+        r.register(
+            "crowdsec_pushed",
+            "Bans pushed to CrowdSec as alerts",
+            ConstCounter::new(c.pushed),
+        );
+        r.register(
+            "crowdsec_push_errors",
+            "Failed pushes of bans to CrowdSec",
+            ConstCounter::new(c.push_errors),
+        );
+    }
     let interfaces = Family::<Labels, Gauge>::default();
     for i in &s.interfaces {
         interfaces
@@ -247,7 +293,9 @@ mod tests {
             live: Live {
                 sources: 5,
                 bans: 4,
+                ..Live::default()
             },
+            crowdsec: None,
         };
         let text = render(&snapshot);
         // A family's samples come in no particular order.

@@ -1,6 +1,7 @@
 //! `iplock run`: the long-running filter owner. One current-thread tokio
 //! runtime runs a task per concern: the event log ([`events`]), the
-//! metrics endpoint ([`metrics`]), the sweep ([`sweep`]) and the control
+//! metrics endpoint ([`metrics`]), the sweep ([`sweep`]), CrowdSec's
+//! bouncer and watcher ([`crowdsec`], with `[crowdsec]`) and the control
 //! task here, which owns the settings and makes every change to the
 //! filter: reload on SIGHUP ([`signals`]), rotation at the period boundary
 //! ([`rotation`]), attaching again when an interface comes back
@@ -9,6 +10,7 @@
 //! the blocking work of each runs on tokio's blocking pool, so that events
 //! and scrapes are served meanwhile.
 
+pub mod crowdsec;
 pub mod event_log;
 pub mod events;
 pub mod links;
@@ -26,6 +28,8 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use crate::config::settings::{Settings, SettingsArgs};
+use crate::crowdsec::schedule::DEFAULT_MAX_BACKOFF;
+use crate::crowdsec::{Bouncer, Feed, Watcher};
 use crate::error::{Context as _, Result};
 use crate::kernel::events::Events;
 use crate::kernel::filter;
@@ -150,7 +154,51 @@ async fn serve(
 
     let metrics =
         listener.map(|l| tokio::spawn(metrics::serve(l, dir.clone(), live_rx, stop.clone())));
-    let events = tokio::spawn(events::run(events, stop.clone()));
+    let (bans_tx, bans_rx) = tokio::sync::mpsc::channel(crowdsec::CHANNEL);
+    let mut crowdsec_tasks = Vec::new();
+    let cs = settings.crowdsec.as_ref();
+    if cs.is_some_and(|c| c.api_key.is_some()) || cs.is_some_and(|c| c.machine.is_some()) {
+        let stats = crowdsec::new_stats();
+        let cs = cs.expect("checked");
+        if cs.api_key.is_some() {
+            // Retries back off to six pulls' time, at most a minute.
+            let max_backoff = (cs.update_frequency * 6).min(DEFAULT_MAX_BACKOFF);
+            let feed =
+                Feed::with_max_backoff(Bouncer::new(cs)?, max_backoff, std::time::Instant::now());
+            crowdsec_tasks.push(tokio::spawn(crowdsec::bouncer(
+                dir.clone(),
+                feed,
+                stats.clone(),
+                stop.clone(),
+            )));
+            log::info!(
+                "pulling CrowdSec decisions from {} every {}",
+                cs.lapi_url,
+                crate::config::duration::format(cs.update_frequency)
+            );
+        } else {
+            crowdsec::clear(dir.clone()).await;
+        }
+        if cs.machine.is_some() {
+            crowdsec_tasks.push(tokio::spawn(crowdsec::watcher(
+                dir.clone(),
+                Watcher::new(cs)?,
+                bans_rx,
+                settings_rx.clone(),
+                stats,
+                stop.clone(),
+            )));
+            log::info!("pushing this filter's bans to CrowdSec at {}", cs.lapi_url);
+        }
+    } else {
+        crowdsec::clear(dir.clone()).await;
+    }
+    let bans = settings
+        .crowdsec
+        .as_ref()
+        .is_some_and(|c| c.machine.is_some())
+        .then_some(bans_tx);
+    let events = tokio::spawn(events::run(events, bans, stop.clone()));
     let xdp_log = tokio::spawn(xdp_log::run(dir.clone(), stop.clone()));
     let sweeper = tokio::spawn(sweep::run(
         dir.clone(),
@@ -177,6 +225,9 @@ async fn serve(
     }
     let _ = events.await;
     let _ = xdp_log.await;
+    for t in crowdsec_tasks {
+        let _ = t.await;
+    }
     Ok(())
 }
 

@@ -10,10 +10,11 @@ use tokio::time::MissedTickBehavior;
 use crate::config::listening;
 use crate::config::settings::Settings;
 use crate::daemon::{Stop, stopped};
+use crate::kernel::decisions::Decisions;
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
 use crate::kernel::sweep::{Live, sweep};
-use crate::system::clock::boot_ns;
+use crate::system::clock::now_ns;
 
 /// Sweeps every `every` until `stop`, publishing the counts to `live`.
 /// The walk of the maps runs on the blocking pool: with a few hundred
@@ -65,10 +66,20 @@ pub async fn once(dir: PinDir) -> Live {
 
 /// One sweep, logged; the counts of what is live, None if it failed.
 fn sweep_once(dir: &PinDir) -> Option<Live> {
-    match Maps::open(dir).and_then(|mut m| sweep(&mut m, boot_ns())) {
-        Ok((swept, live)) => {
+    let now = now_ns();
+    match Maps::open(dir).and_then(|mut m| sweep(&mut m, now)) {
+        Ok((swept, mut live)) => {
             if swept != Default::default() {
                 log::debug!("swept {swept:?}");
+            }
+            match Decisions::open(dir).and_then(|mut d| d.sweep(now)) {
+                Ok((n, by_origin)) => {
+                    if n > 0 {
+                        log::debug!("swept {n} CrowdSec decision(s) that ended");
+                    }
+                    live.decisions = by_origin;
+                }
+                Err(e) => log::error!("sweeping the CrowdSec decisions failed: {e}"),
             }
             Some(live)
         }

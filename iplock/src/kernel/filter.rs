@@ -7,7 +7,7 @@ use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use iplock_common::names::{
-    MAP_BANS, MAP_KNOCK_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM,
+    MAP_BANS, MAP_DECISIONS, MAP_KNOCK_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM,
 };
 use iplock_common::state::{IfaceEntry, MODE_NATIVE, MODE_SKB};
 
@@ -221,7 +221,8 @@ fn open_object(settings: &Settings, dir: &PinDir) -> Result<(Ebpf, Maps)> {
     loader
         .map_max_entries(MAP_SOURCES, settings.max_sources)
         .map_max_entries(MAP_BANS, settings.max_bans)
-        .map_max_entries(MAP_KNOCK_BANS, settings.max_knock_bans);
+        .map_max_entries(MAP_KNOCK_BANS, settings.max_knock_bans)
+        .map_max_entries(MAP_DECISIONS, settings.max_decisions);
     crate::kernel::log::override_level(&mut loader, crate::kernel::log::level());
     for name in PINNED_MAPS {
         loader.map_pin_path(name, dir.map(name));

@@ -11,10 +11,12 @@ use iplock_common::counters::COUNTERS;
 use iplock_common::events::EVENTS_BYTES;
 use iplock_common::names::{
     CONFIG_SLOTS, LOGS_BYTES, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS,
-    MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS, MAP_LOGS, MAP_SLOT, MAP_SOURCES, MAP_SPENT, MAX_IFACES,
-    MAX_SPENT, PINNED_MAPS,
+    MAP_CROWDSEC, MAP_DECISIONS, MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS, MAP_LOGS, MAP_SLOT,
+    MAP_SOURCES, MAP_SPENT, MAX_IFACES, MAX_SPENT, PINNED_MAPS,
 };
-use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
+use iplock_common::state::{
+    AllowEntry, BanEntry, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
+};
 
 use crate::error::{Context as _, Result, input};
 use crate::kernel::pin_dir::PinDir;
@@ -26,7 +28,9 @@ struct Layout {
     entries: Option<u32>,
     /// Whether the map holds state worth refusing an upgrade for; the
     /// others are rebuilt by the loader (configuration, interfaces,
-    /// counters, events, spent sequences, the program's log).
+    /// counters, events, spent sequences, the program's log, CrowdSec's
+    /// decisions, which `iplock run` pulls again with `startup=true` at
+    /// every start and writes whole, and its pull record).
     stateful: bool,
 }
 
@@ -42,6 +46,13 @@ fn expected(name: &str) -> Layout {
             None,
             true,
         ),
+        MAP_DECISIONS => (
+            4 + size_of::<AddrKey>(),
+            size_of::<DecisionEntry>(),
+            None,
+            false,
+        ),
+        MAP_CROWDSEC => (4, size_of::<CrowdsecStats>(), Some(1), false),
         MAP_COUNTERS => (4, 8, Some(COUNTERS), false),
         MAP_IFACES => (4, size_of::<IfaceEntry>(), Some(MAX_IFACES as u32), false),
         MAP_SPENT => (4, 4, Some(MAX_SPENT), false),

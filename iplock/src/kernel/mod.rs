@@ -4,6 +4,7 @@
 //! reload would change.
 
 pub mod changes;
+pub mod decisions;
 pub mod events;
 pub mod filter;
 pub mod layout;

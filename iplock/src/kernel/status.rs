@@ -6,17 +6,20 @@ use std::time::Duration;
 
 use iplock_common::addr;
 use iplock_common::config::{
-    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_KNOCK_CLEARS_BAN,
+    Config, FLAG_BAN_CLOSED_DOOR, FLAG_BAN_WRONG_KNOCK, FLAG_CROWDSEC, FLAG_KNOCK_CLEARS_BAN,
 };
 use iplock_common::counters::Counter;
 use iplock_common::decide::{knock_deadline, live_progress};
-use iplock_common::state::{MODE_NATIVE, SourceState};
+use iplock_common::state::{
+    BAN_CROWDSEC, BanEntry, MODE_NATIVE, ORIGINS, SourceState, origin_name,
+};
 use serde::Serialize;
 
 use crate::config::cidr::Cidr;
 use crate::config::duration;
 use crate::config::knock::Step;
 use crate::error::{Context as _, Result};
+use crate::kernel::decisions::{ByOrigin, Decisions, by_origin_names};
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
 use crate::system::clock::{now_ns, seconds_left};
@@ -31,6 +34,31 @@ pub struct Status {
     pub sources: Vec<SourceStatus>,
     pub bans: Vec<BanStatus>,
     pub allow: Vec<AllowStatus>,
+    /// CrowdSec's decisions and the daemon's pulls, when a filter uses them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crowdsec: Option<CrowdsecStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CrowdsecStatus {
+    /// Whether the program looks sources up in the decision map.
+    pub enforcing: bool,
+    /// Decisions in force.
+    pub decisions: usize,
+    pub by_origin: BTreeMap<&'static str, usize>,
+    /// Unix seconds of the last successful pull; absent before the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pull_unix: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_pull_s_ago: Option<u64>,
+    pub pulls: u64,
+    pub pull_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_unix: Option<u64>,
+    pub pushed: u64,
+    pub push_errors: u64,
+    /// Decisions left out at the last write for want of room (`maps.decisions`).
+    pub not_enforced_full: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,8 +105,13 @@ pub struct SourceStatus {
 
 #[derive(Debug, Serialize)]
 pub struct BanStatus {
+    /// An address, an IPv6 prefix of a ban, or a CrowdSec range.
     pub addr: String,
+    /// `crowdsec` for a decision pulled from CrowdSec.
     pub reason: &'static str,
+    /// Where a CrowdSec decision came from (`cscli`, `CAPI`, `iplock`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
     pub expires_in_s: u64,
 }
 
@@ -138,7 +171,74 @@ pub fn read(dir: &PinDir) -> Result<Status> {
         sources: source_list(&maps, &cfg, now)?,
         bans: ban_list(&maps, now)?,
         allow: allow_list(&maps, now)?,
+        crowdsec: crowdsec_status(dir, &cfg, now)?,
     })
+}
+
+/// The CrowdSec part of the status: None for a filter that never ran
+/// with `[crowdsec]` and holds no decision (or was pinned by a build
+/// without the decision map).
+pub fn crowdsec_status(dir: &PinDir, cfg: &Config, now: u64) -> Result<Option<CrowdsecStatus>> {
+    let Ok(d) = Decisions::open(dir) else {
+        return Ok(None);
+    };
+    let stats = d.stats()?;
+    let list = d.list(now)?;
+    let enforcing = cfg.has_flag(FLAG_CROWDSEC);
+    if !enforcing && stats.started_unix == 0 && list.is_empty() {
+        return Ok(None);
+    }
+    let mut counts = ByOrigin::default();
+    for (_, e) in &list {
+        if let Some(i) = ORIGINS.iter().position(|o| *o == e.origin) {
+            counts[i] += 1;
+        }
+    }
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let when = |t: u64| (t != 0).then_some(t);
+    Ok(Some(CrowdsecStatus {
+        enforcing,
+        decisions: list.len(),
+        by_origin: by_origin_names(&counts),
+        last_pull_unix: when(stats.last_pull_unix),
+        last_pull_s_ago: when(stats.last_pull_unix).map(|t| unix_now.saturating_sub(t)),
+        pulls: stats.pulls,
+        pull_errors: stats.pull_errors,
+        last_error_unix: when(stats.last_error_unix),
+        pushed: stats.pushed,
+        push_errors: stats.push_errors,
+        not_enforced_full: stats.refused_full,
+    }))
+}
+
+/// CrowdSec decisions in force at `now`, as bans of reason `crowdsec`
+/// with their origin; none where the filter has no decision map.
+pub fn decision_bans(dir: &PinDir, now: u64) -> Result<Vec<BanStatus>> {
+    let Ok(d) = Decisions::open(dir) else {
+        return Ok(Vec::new());
+    };
+    Ok(d.list(now)?
+        .into_iter()
+        .map(|(c, e)| {
+            let full = if c.ip.is_ipv4() { 32 } else { 128 };
+            BanStatus {
+                addr: if c.len == full {
+                    c.ip.to_string()
+                } else {
+                    c.to_string()
+                },
+                reason: BanEntry {
+                    reason: BAN_CROWDSEC,
+                    ..Default::default()
+                }
+                .reason_name(),
+                origin: Some(origin_name(e.origin)),
+                expires_in_s: seconds_left(e.until_ns, now),
+            }
+        })
+        .collect())
 }
 
 /// Whether a source is `open` or `knocking` at `now`, and until when;
@@ -216,6 +316,7 @@ pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
             bans.push(BanStatus {
                 addr: addr::to_ip(&key).to_string(),
                 reason: b.reason_name(),
+                origin: None,
                 expires_in_s: seconds_left(b.until_ns, now),
             });
         }
@@ -256,7 +357,11 @@ impl fmt::Display for BanStatus {
             f,
             "{:<40} {:<12} {}s left",
             self.addr, self.reason, self.expires_in_s
-        )
+        )?;
+        match self.origin {
+            Some(o) => write!(f, "  (origin {o})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -330,6 +435,51 @@ impl Status {
         let _ = writeln!(o, "allow ({}):", self.allow.len());
         for a in &self.allow {
             let _ = writeln!(o, "  {a}");
+        }
+        if let Some(c) = &self.crowdsec {
+            let origins = c
+                .by_origin
+                .iter()
+                .map(|(o, n)| format!("{o} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                o,
+                "crowdsec ({} decisions{}{}):",
+                c.decisions,
+                if origins.is_empty() { "" } else { ": " },
+                origins
+            );
+            if !c.enforcing {
+                let _ = writeln!(
+                    o,
+                    "  not enforced: the filter's configuration has no [crowdsec] bouncer key"
+                );
+            }
+            match c.last_pull_s_ago {
+                Some(s) => {
+                    let _ = writeln!(
+                        o,
+                        "  last pull {s}s ago; {} pulls, {} failed",
+                        c.pulls, c.pull_errors
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "  no pull yet; {} failed", c.pull_errors);
+                }
+            }
+            let _ = writeln!(
+                o,
+                "  pushed {} ban(s), {} push(es) failed",
+                c.pushed, c.push_errors
+            );
+            if c.not_enforced_full > 0 {
+                let _ = writeln!(
+                    o,
+                    "  {} decision(s) not enforced: the decision map is full (maps.decisions)",
+                    c.not_enforced_full
+                );
+            }
         }
         o
     }

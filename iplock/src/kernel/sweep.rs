@@ -23,6 +23,8 @@ pub struct Swept {
 pub struct Live {
     pub sources: usize,
     pub bans: usize,
+    /// CrowdSec decisions in force, by origin (see [`crate::kernel::decisions`]).
+    pub decisions: crate::kernel::decisions::ByOrigin,
 }
 
 fn source_is_dead(s: &SourceState, cfg: &Config, now: u64) -> bool {

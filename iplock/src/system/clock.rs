@@ -20,9 +20,3 @@ pub fn now_ns() -> u64 {
 pub fn seconds_left(until_ns: u64, now: u64) -> u64 {
     until_ns.saturating_sub(now).div_ceil(1_000_000_000)
 }
-
-/// [`now_ns`] under the name of builds whose clock was CLOCK_BOOTTIME,
-/// for callers not yet renamed.
-pub fn boot_ns() -> u64 {
-    now_ns()
-}

@@ -13,7 +13,7 @@ use iplock_common::config::Config;
 use iplock_common::counters::Counter;
 use iplock_common::decide::Verdict;
 use iplock_common::names;
-use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, SourceState};
+use iplock_common::state::{AllowEntry, BAN_WRONG_KNOCK, BanEntry, DecisionEntry, SourceState};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -60,6 +60,7 @@ pub struct Harness {
     bans: HashMap<MapData, AddrKey, BanEntry>,
     knock_bans: HashMap<MapData, AddrKey, BanEntry>,
     allow: LpmTrie<MapData, AddrKey, AllowEntry>,
+    decisions: LpmTrie<MapData, AddrKey, DecisionEntry>,
     counters: PerCpuArray<MapData, u64>,
 }
 
@@ -129,6 +130,7 @@ impl Harness {
             bans: take(&mut ebpf, names::MAP_BANS),
             knock_bans: take(&mut ebpf, names::MAP_KNOCK_BANS),
             allow: take(&mut ebpf, names::MAP_ALLOW),
+            decisions: take(&mut ebpf, names::MAP_DECISIONS),
             counters: take(&mut ebpf, names::MAP_COUNTERS),
             ebpf,
         };
@@ -153,6 +155,10 @@ impl Harness {
         let keys: Vec<Key<AddrKey>> = self.allow.keys().map(|k| k.expect("key")).collect();
         for k in keys {
             self.allow.remove(&k).expect("remove an allow entry");
+        }
+        let keys: Vec<Key<AddrKey>> = self.decisions.keys().map(|k| k.expect("key")).collect();
+        for k in keys {
+            self.decisions.remove(&k).expect("remove a decision");
         }
         let cpus = aya::util::nr_cpus().expect("number of CPUs");
         for c in Counter::ALL {
@@ -232,6 +238,29 @@ impl Harness {
                 0,
             )
             .expect("write an allow entry");
+    }
+
+    /// Adds a CrowdSec decision the way `iplock run` stores it: an address
+    /// (`/32`, `/128`) or range, IPv4 on the v4-mapped key.
+    pub fn decision(&mut self, cidr: &str, until_ns: u64) {
+        let (ip, len) = cidr.split_once('/').expect("CIDR");
+        let ip: IpAddr = ip.parse().expect("CIDR address");
+        let len: u32 = len.parse().expect("CIDR length");
+        let prefix_len = match ip {
+            IpAddr::V4(_) => addr::V4_MAPPED_PREFIX_BITS + len,
+            IpAddr::V6(_) => len,
+        };
+        self.decisions
+            .insert(
+                &Key::new(prefix_len, addr::from_ip(ip)),
+                DecisionEntry {
+                    until_ns,
+                    origin: iplock_common::state::ORIGIN_CSCLI,
+                    _pad: 0,
+                },
+                0,
+            )
+            .expect("write a decision");
     }
 
     pub fn sources(&self) -> BTreeMap<IpAddr, SourceState> {
