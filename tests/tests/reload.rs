@@ -272,10 +272,20 @@ fn reloads_keep_run_time_allow_entries_until_deleted() {
     }
 }
 
-/// A secret file of mode 600 as `iplock secret new` writes it.
+/// A secret file of mode 600 as `iplock secret new` writes it, recording
+/// the rotation of the test's config (2 s, 3 tcp steps, port 22 excluded).
 fn secret(dir: &TempDir) -> PathBuf {
     let out = run_bounded(
-        Command::new(binary()).args(["secret", "new"]),
+        Command::new(binary()).args([
+            "secret",
+            "new",
+            "--period",
+            "2s",
+            "--steps",
+            "3",
+            "--exclude",
+            "22",
+        ]),
         Duration::from_secs(10),
     );
     assert!(
