@@ -28,6 +28,11 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             "rotating knocks change every period, which needs a process to change them: use `iplock run` for this configuration",
         );
     }
+    if settings.spa.is_some() {
+        return input(
+            "SPA needs `iplock run`, which verifies the packets the filter hands it: use `iplock run` for a configuration with [spa]",
+        );
+    }
     let dir = args.pin.dir()?;
     let _owner = dir.own(Owner::Command)?;
     let attached = match filter::load(&settings, &dir)? {

@@ -1,6 +1,7 @@
 //! `iplock run`: the long-running filter owner. One current-thread tokio
 //! runtime runs a task per concern: the event log ([`events`]), the
-//! metrics endpoint ([`metrics`]), the sweep ([`sweep`]) and the control
+//! metrics endpoint ([`metrics`]), the sweep ([`sweep`]), the SPA
+//! verifier ([`spa`]) and the control
 //! task here, which owns the settings and makes every change to the
 //! filter: reload on SIGHUP ([`signals`]), rotation at the period boundary
 //! ([`rotation`]), attaching again when an interface comes back
@@ -16,6 +17,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod rotation;
 pub mod signals;
+pub mod spa;
 pub mod sweep;
 pub mod xdp_log;
 
@@ -141,6 +143,7 @@ async fn serve(
 ) -> Result<()> {
     let dir = &options.dir;
     let events = Events::open(dir)?;
+    let spa_ring = crate::kernel::spa::SpaRing::open(dir)?;
     let (stop_tx, stop) = watch::channel(false);
     // The first count before anything serves, so the metrics never show
     // an adopted filter as empty.
@@ -152,6 +155,12 @@ async fn serve(
         listener.map(|l| tokio::spawn(metrics::serve(l, dir.clone(), live_rx, stop.clone())));
     let events = tokio::spawn(events::run(events, stop.clone()));
     let xdp_log = tokio::spawn(xdp_log::run(dir.clone(), stop.clone()));
+    let spa = tokio::spawn(spa::run(
+        spa_ring,
+        dir.clone(),
+        settings_tx.subscribe(),
+        stop.clone(),
+    ));
     let sweeper = tokio::spawn(sweep::run(
         dir.clone(),
         options.sweep_every,
@@ -177,6 +186,7 @@ async fn serve(
     }
     let _ = events.await;
     let _ = xdp_log.await;
+    let _ = spa.await;
     Ok(())
 }
 
