@@ -26,7 +26,8 @@ pub struct SpaHeader {
     pub ifindex: u32,
     /// Payload bytes copied, at most [`SPA_PAYLOAD_MAX`].
     pub len: u32,
-    /// Payload bytes the datagram had (more than `len` when it was cut).
+    /// Payload bytes the datagram had, by its UDP length field (more than
+    /// `len` when it was cut, or did not fit in one frame).
     pub wire_len: u32,
     pub _pad: u32,
 }

@@ -110,10 +110,34 @@ fn copy(ctx: &XdpContext, src: &AddrKey, rec: *mut SpaRecord) {
             (&raw const (*rec).header.wire_len).read_volatile() as usize,
         )
     };
-    let want = if wire_len > SPA_PAYLOAD_MAX {
-        SPA_PAYLOAD_MAX
+    // The UDP length field says how long the payload is: shorter than the
+    // IP datagram when it carries trailing bytes (which the kernel trims),
+    // longer in the first fragment of a datagram that did not fit in one
+    // frame, which the daemon then sees as cut and refuses as too long.
+    let mut field = [0u8; 2];
+    // SAFETY: two bytes into a local; the helper checks the packet's bounds.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            from.wrapping_sub(UDP_HEADER - 4) as u32,
+            field.as_mut_ptr().cast(),
+            2,
+        )
+    };
+    let udp_len = if rc == 0 {
+        usize::from(u16::from_be_bytes(field)).saturating_sub(UDP_HEADER)
     } else {
         wire_len
+    };
+    let in_frame = if udp_len < wire_len {
+        udp_len
+    } else {
+        wire_len
+    };
+    let want = if in_frame > SPA_PAYLOAD_MAX {
+        SPA_PAYLOAD_MAX
+    } else {
+        in_frame
     };
     // Opaque to the compiler, which would otherwise merge the check below
     // into the computation above, where the verifier cannot see it bound
@@ -143,7 +167,7 @@ fn copy(ctx: &XdpContext, src: &AddrKey, rec: *mut SpaRecord) {
             addr: *src,
             ifindex: (*ctx.ctx).ingress_ifindex,
             len: len as u32,
-            wire_len: wire_len as u32,
+            wire_len: udp_len as u32,
             _pad: 0,
         })
     };

@@ -111,15 +111,17 @@ use std::os::unix::fs::DirBuilderExt as _;
 struct SpaLog(LogLimit<&'static str>);
 
 impl SpaLog {
-    fn accepted(&mut self, line: String) {
+    /// The line is made only when it is written: a flood of junk costs
+    /// no formatting (nor the interface's name).
+    fn accepted(&mut self, line: impl FnOnce() -> String) {
         if self.0.admit("accepted", Instant::now()) {
-            log::info!("{line}");
+            log::info!("{}", line());
         }
     }
 
-    fn refused(&mut self, reason: Reason, line: String) {
+    fn refused(&mut self, reason: Reason, line: impl FnOnce() -> String) {
         if self.0.admit(reason.name(), Instant::now()) {
-            log::info!("{line}");
+            log::info!("{}", line());
         }
     }
 
@@ -167,7 +169,7 @@ impl Spa {
             .get_or_insert_with(|| Replay::load(replay_path(&self.dir), spa.max_age));
         replay.fit(spa);
         let now = unix_now();
-        let from = format!("{} on {}", d.source, iface_name(d.ifindex));
+        let from = || format!("{} on {}", d.source, iface_name(d.ifindex));
         let verdict = if d.was_cut() {
             Err(Refusal::from(Reason::TooLong))
         } else {
@@ -189,10 +191,13 @@ impl Spa {
                     .as_deref()
                     .map(|u| format!(", user {u}"))
                     .unwrap_or_default();
-                return self.log.refused(
-                    refusal.reason,
-                    format!("SPA packet from {from} refused: {}{user}", refusal.reason),
-                );
+                return self.log.refused(refusal.reason, || {
+                    format!(
+                        "SPA packet from {} refused: {}{user}",
+                        from(),
+                        refusal.reason
+                    )
+                });
             }
         };
         match spa::open_door(&mut self.maps, grant.address, grant.window) {
@@ -205,18 +210,22 @@ impl Spa {
                 } else {
                     format!("; lifted its ban ({})", opened.lifted.join(", "))
                 };
-                self.log.accepted(format!(
-                    "SPA packet from {from} accepted: door opened for {} for {} (user {}, access {}){lifted}",
-                    grant.address,
-                    duration::format(grant.window),
-                    grant.user,
-                    access.join(",")
-                ));
+                self.log.accepted(|| {
+                    format!(
+                        "SPA packet from {} accepted: door opened for {} for {} (user {}, access {}){lifted}",
+                        from(),
+                        grant.address,
+                        duration::format(grant.window),
+                        grant.user,
+                        access.join(",")
+                    )
+                });
             }
             // Not remembered: the client may send it again once the map
             // takes writes again.
             Err(e) => log::error!(
-                "SPA packet from {from} (user {}) verified, but opening the door failed: {e}",
+                "SPA packet from {} (user {}) verified, but opening the door failed: {e}",
+                from(),
                 grant.user
             ),
         }
@@ -255,7 +264,9 @@ pub async fn run(ring: SpaRing, dir: PinDir, settings: watch::Receiver<Settings>
     let mut ring = match registered {
         Ok(ring) => ring,
         Err(e) => {
-            return log::error!("waiting on the SPA ring failed, SPA packets are not verified: {e}");
+            return log::error!(
+                "waiting on the SPA ring failed, SPA packets are not verified: {e}"
+            );
         }
     };
     loop {
