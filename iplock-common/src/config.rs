@@ -58,7 +58,12 @@ pub struct Config {
     /// is never spent.
     pub seq_id: u32,
     pub prev_seq_id: u32,
-    pub _pad2: u32,
+    /// UDP port of single packet authorization, 0 for none: its datagrams
+    /// are copied to `iplock run` (see [`crate::spa`]) instead of decided.
+    pub spa_port: u16,
+    /// SPA payloads each CPU copies per window
+    /// ([`crate::spa::per_cpu_budget`]).
+    pub spa_per_cpu: u16,
 }
 
 /// One of the (at most two) sequences a config accepts.

@@ -42,10 +42,17 @@ pub enum Counter {
     /// New connection attempt to an unrelated port in the middle of a knock
     /// sequence: passed, progress reset.
     KnockReset = 15,
+    /// UDP to the SPA port, copied to `iplock run`; then passed to the
+    /// host's stack like a knock (dropped under `knock_answer = "drop"` or
+    /// a ban of the source).
+    SpaSeen = 16,
+    /// UDP to the SPA port over the rate limit (or with the SPA ring full):
+    /// not copied; passed or dropped as for `SpaSeen`.
+    SpaThrottled = 17,
 }
 
 /// Number of counters (size of the counter map).
-pub const COUNTERS: u32 = 16;
+pub const COUNTERS: u32 = 18;
 
 impl Counter {
     /// Every counter in index order.
@@ -66,6 +73,8 @@ impl Counter {
         Counter::BansAdded,
         Counter::Malformed,
         Counter::KnockReset,
+        Counter::SpaSeen,
+        Counter::SpaThrottled,
     ];
 
     /// Name used in `iplock status` and its JSON.
@@ -87,6 +96,8 @@ impl Counter {
             Counter::BansAdded => "bans_added",
             Counter::Malformed => "malformed",
             Counter::KnockReset => "knock_reset",
+            Counter::SpaSeen => "spa_seen",
+            Counter::SpaThrottled => "spa_throttled",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod decide;
 pub mod events;
 pub mod names;
 pub mod packet;
+pub mod spa;
 pub mod state;
 
 /// Implements `aya::Pod` for the map types when built for user space.

@@ -3,6 +3,9 @@
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM: &str = "iplock";
+/// The same program with single packet authorization (Linux 5.18), which
+/// the loader picks when the settings have `[spa]`.
+pub const PROGRAM_SPA: &str = "iplock_spa";
 
 /// Per-source knock progress and open doors (`LRU_HASH`, [`crate::addr::AddrKey`] ->
 /// [`crate::state::SourceState`]).
@@ -56,8 +59,20 @@ pub const MAP_DECISIONS: &str = "IPLOCK_DECISIONS";
 /// [`crate::state::CrowdsecStats`]), for `iplock status`.
 pub const MAP_CROWDSEC: &str = "IPLOCK_CROWDSEC";
 
+/// SPA payloads for `iplock run` (`RINGBUF` of [`crate::spa::SpaRecord`]).
+pub const MAP_SPA: &str = "IPLOCK_SPA";
+/// The SPA rate limit of each CPU (`PERCPU_ARRAY` of one
+/// [`crate::spa::RateWindow`]).
+pub const MAP_SPA_RATE: &str = "IPLOCK_SPA_RATE";
+/// The SPA rate limit of each source (`LRU_HASH`, [`crate::addr::AddrKey`]
+/// with the ban prefix -> [`crate::spa::RateWindow`]).
+pub const MAP_SPA_SOURCES: &str = "IPLOCK_SPA_SOURCES";
+/// The daemon's SPA counters (`ARRAY` of [`crate::spa::SPA_STATS`] u64):
+/// written by `iplock run` only, read by `iplock status` and the metrics.
+pub const MAP_SPA_STATS: &str = "IPLOCK_SPA_STATS";
+
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 14] = [
+pub const PINNED_MAPS: [&str; 18] = [
     MAP_SLOT,
     MAP_CONFIG,
     MAP_ALLOW_B,
@@ -72,6 +87,10 @@ pub const PINNED_MAPS: [&str; 14] = [
     MAP_LOGS,
     MAP_DECISIONS,
     MAP_CROWDSEC,
+    MAP_SPA,
+    MAP_SPA_RATE,
+    MAP_SPA_SOURCES,
+    MAP_SPA_STATS,
 ];
 
 /// Default pin directory under bpffs.

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod parse;
+mod spa;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
@@ -21,7 +22,8 @@ use iplock_common::names::{
     CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_DECISIONS, DEFAULT_MAX_KNOCK_BANS,
     DEFAULT_MAX_SOURCES, MAX_ALLOW, MAX_IFACES, MAX_SPENT,
 };
-use iplock_common::packet::Packet;
+use iplock_common::packet::{PROTO_UDP, Packet};
+use iplock_common::spa::{RateWindow, SPA_BYTES, SPA_SOURCES, SPA_STATS};
 use iplock_common::state::{
     AllowEntry, BAN_WRONG_KNOCK, BanEntry, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
 };
@@ -83,10 +85,39 @@ static IPLOCK_SPENT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(MAX_SPE
 #[map]
 static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 
+// SPA payloads for iplock run, and the rate limit on them (see spa.rs).
+#[map]
+static IPLOCK_SPA: RingBuf = RingBuf::with_byte_size(SPA_BYTES, 0);
+
+#[map]
+static IPLOCK_SPA_RATE: PerCpuArray<RateWindow> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static IPLOCK_SPA_SOURCES: LruHashMap<AddrKey, RateWindow> =
+    LruHashMap::with_max_entries(SPA_SOURCES, 0);
+
+// Not read here, like IPLOCK_IFACES: iplock run counts its SPA verdicts in it.
+#[map]
+static IPLOCK_SPA_STATS: Array<u64> = Array::with_max_entries(SPA_STATS, 0);
+
 #[xdp]
 pub fn iplock(ctx: XdpContext) -> u32 {
+    filter::<false>(&ctx)
+}
+
+/// The same filter with single packet authorization: UDP to the SPA port
+/// goes to spa.rs. A program of its own because its copy of the payload
+/// needs Linux 5.18 (bpf_xdp_load_bytes); the loader picks it only when
+/// the settings have `[spa]`, so the filter without SPA still loads on 5.9.
+#[xdp]
+pub fn iplock_spa(ctx: XdpContext) -> u32 {
+    filter::<true>(&ctx)
+}
+
+#[inline(always)]
+fn filter<const SPA: bool>(ctx: &XdpContext) -> u32 {
     // The parser's refusal is the only way try_iplock fails.
-    match try_iplock(&ctx) {
+    match try_iplock::<SPA>(ctx) {
         Ok(verdict) => verdict,
         Err(Unclassified::Pass) => {
             count(Counter::NotClassified);
@@ -94,7 +125,7 @@ pub fn iplock(ctx: XdpContext) -> u32 {
         }
         Err(Unclassified::Malformed(why)) => {
             count(Counter::Malformed);
-            log_malformed(&ctx, why);
+            log_malformed(ctx, why);
             XDP_DROP
         }
     }
@@ -138,8 +169,8 @@ fn log_malformed(ctx: &XdpContext, why: Reason) {
 }
 
 #[inline(always)]
-fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
-    let parse::Parsed { src, pkt } = parse::parse(ctx)?;
+fn try_iplock<const SPA: bool>(ctx: &XdpContext) -> Result<u32, Unclassified> {
+    let parse::Parsed { src, pkt, l4, end } = parse::parse(ctx)?;
     // The slot is read once, so the packet sees one whole configuration
     // and its allow list. Index 0 of an array map always exists, and the
     // config map has every slot; the checks are for the verifier.
@@ -151,6 +182,10 @@ fn try_iplock(ctx: &XdpContext) -> Result<u32, Unclassified> {
         ban_key: &ban_key,
         slot,
     };
+    // One compare on the UDP path: the SPA port is never 0 when set.
+    if SPA && pkt.proto == PROTO_UDP && pkt.dport == cfg.spa_port && cfg.spa_port != 0 {
+        return Ok(spa::handle(ctx, &mut maps, cfg, l4, end));
+    }
     let d = decide::decide(&pkt, cfg, &mut maps);
 
     if let Some(state) = d.source {

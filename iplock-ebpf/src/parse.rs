@@ -60,6 +60,10 @@ use Unclassified::{Malformed, Pass};
 pub struct Parsed {
     pub src: AddrKey,
     pub pkt: Packet,
+    /// Frame offsets of the transport header and of the datagram's end,
+    /// for reading a UDP payload (SPA).
+    pub l4: usize,
+    pub end: usize,
 }
 
 /// The network layer of a packet, as far as the transport header.
@@ -202,7 +206,12 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
             tcp_flags: 0,
         }
     };
-    Ok(Parsed { src: net.src, pkt })
+    Ok(Parsed {
+        src: net.src,
+        pkt,
+        l4: net.l4,
+        end: net.end,
+    })
 }
 
 #[inline(always)]

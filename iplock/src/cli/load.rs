@@ -33,6 +33,11 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             "CrowdSec needs iplock run, which pulls its decisions and pushes the filter's bans: use `iplock run` for a configuration with [crowdsec]",
         );
     }
+    if settings.spa.is_some() {
+        return input(
+            "SPA needs `iplock run`, which verifies the packets the filter hands it: use `iplock run` for a configuration with [spa]",
+        );
+    }
     let dir = args.pin.dir()?;
     let _owner = dir.own(Owner::Command)?;
     let attached = match filter::load(&settings, &dir)? {

@@ -79,6 +79,19 @@ pub fn refuse_taken(steps: &[Step]) -> Result<()> {
     }
 }
 
+/// Refuses an SPA port on which a UDP socket of this namespace is bound:
+/// the datagrams go on to the stack, which would deliver them to it, and
+/// the port would answer unlike the unused ones.
+pub fn refuse_spa_taken(port: u16) -> Result<()> {
+    if sockets().contains(&(PROTO_UDP, port)) {
+        return input(format!(
+            "a socket is bound to udp port {port}, the SPA port: with knock_answer = \"stack\" \
+             the SPA packets would reach it (is fwknopd running?), so stop it or set spa.port to another port"
+        ));
+    }
+    Ok(())
+}
+
 /// Warns, once per port and protocol for as long as the socket stays, of
 /// each step of `steps` that a socket listens on; `warned` remembers them.
 pub fn warn_taken(steps: &[Step], warned: &mut BTreeSet<(u8, u16)>) {
@@ -111,6 +124,15 @@ pub fn warn_settings(settings: &Settings, warned: &mut BTreeSet<(u8, u16)>) {
         ),
     };
     warn_taken(&steps, warned);
+    if let Some(spa) = &settings.spa {
+        let key = (PROTO_UDP, spa.port);
+        if sockets().contains(&key) && warned.insert(key) {
+            log::warn!(
+                "a socket is bound to udp port {}, the SPA port: SPA packets reach it",
+                spa.port
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -338,9 +338,15 @@ impl Settings {
                 },
             )?);
         }
-        // A knock goes on to the stack, so it would reach a socket on its port.
-        if settings.rotate.is_none() && settings.knock_answer == KnockAnswer::Stack {
-            crate::config::listening::refuse_taken(&settings.knock)?;
+        // A knock goes on to the stack, so it would reach a socket on its
+        // port; so would an SPA datagram.
+        if settings.knock_answer == KnockAnswer::Stack {
+            if settings.rotate.is_none() {
+                crate::config::listening::refuse_taken(&settings.knock)?;
+            }
+            if let Some(spa) = &settings.spa {
+                crate::config::listening::refuse_spa_taken(spa.port)?;
+            }
         }
         Ok(settings)
     }
@@ -473,6 +479,10 @@ impl Settings {
         c.open_window_ns = nanos(self.open_window);
         c.ban_time_ns = nanos(self.ban.time);
         c.ban_prefix_v6 = self.ban.ipv6_prefix;
+        if let Some(spa) = &self.spa {
+            c.spa_port = spa.port;
+            c.spa_per_cpu = iplock_common::spa::per_cpu_budget(crate::system::cpus::possible());
+        }
         c
     }
 }

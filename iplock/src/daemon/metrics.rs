@@ -70,6 +70,8 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr> {
 /// MAX_IFACES) and the counts of the last sweep.
 pub struct Snapshot {
     pub counters: BTreeMap<&'static str, u64>,
+    /// `iplock run`'s SPA verdicts (a fixed set of reasons).
+    pub spa: crate::kernel::spa::SpaCounters,
     pub interfaces: Vec<InterfaceStatus>,
     pub live: Live,
     /// The daemon's CrowdSec record, when it runs with `[crowdsec]`.
@@ -81,6 +83,7 @@ impl Snapshot {
         let maps = Maps::open(dir)?;
         Ok(Snapshot {
             counters: status::counters(&maps)?,
+            spa: crate::kernel::spa::counters(&maps)?,
             interfaces: status::interfaces(&maps)?,
             live,
             crowdsec: Decisions::open(dir)
@@ -120,6 +123,18 @@ pub fn render(s: &Snapshot) -> String {
         "Bans the filter imposed",
         ConstCounter::new(count("bans_added")),
     );
+    r.register(
+        "spa_accepted",
+        "SPA packets that verified and opened a door",
+        ConstCounter::new(s.spa.accepted),
+    );
+    let refused = Family::<Labels, Counter>::default();
+    for (reason, n) in &s.spa.refused {
+        refused
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc_by(*n);
+    }
+    r.register("spa_refused", "SPA packets refused, by reason", refused);
     r.register(
         "sources",
         "Sources knocking or with an open door, as counted at the last sweep",
@@ -284,6 +299,10 @@ mod tests {
             counters: [("door_passed", 3), ("door_opened", 2), ("bans_added", 1)]
                 .into_iter()
                 .collect(),
+            spa: crate::kernel::spa::SpaCounters {
+                accepted: 6,
+                refused: [("replay", 7)].into_iter().collect(),
+            },
             interfaces: vec![InterfaceStatus {
                 name: "eth0".into(),
                 ifindex: 2,
@@ -313,6 +332,8 @@ mod tests {
                 "iplock_packets_total{verdict=\"door_opened\"} 2",
                 "iplock_packets_total{verdict=\"door_passed\"} 3",
                 "iplock_sources 5",
+                "iplock_spa_accepted_total 6",
+                "iplock_spa_refused_total{reason=\"replay\"} 7",
             ],
             "{text}"
         );

@@ -1,7 +1,8 @@
 //! `iplock run`: the long-running filter owner. One current-thread tokio
 //! runtime runs a task per concern: the event log ([`events`]), the
 //! metrics endpoint ([`metrics`]), the sweep ([`sweep`]), CrowdSec's
-//! bouncer and watcher ([`crowdsec`], with `[crowdsec]`) and the control
+//! bouncer and watcher ([`crowdsec`], with `[crowdsec]`), the SPA
+//! verifier ([`spa`]) and the control
 //! task here, which owns the settings and makes every change to the
 //! filter: reload on SIGHUP ([`signals`]), rotation at the period boundary
 //! ([`rotation`]), attaching again when an interface comes back
@@ -18,6 +19,7 @@ pub mod log_limit;
 pub mod metrics;
 pub mod rotation;
 pub mod signals;
+pub mod spa;
 pub mod sweep;
 pub mod xdp_log;
 
@@ -145,6 +147,7 @@ async fn serve(
 ) -> Result<()> {
     let dir = &options.dir;
     let events = Events::open(dir)?;
+    let spa_ring = crate::kernel::spa::SpaRing::open(dir)?;
     let (stop_tx, stop) = watch::channel(false);
     // The first count before anything serves, so the metrics never show
     // an adopted filter as empty.
@@ -200,6 +203,12 @@ async fn serve(
         .then_some(bans_tx);
     let events = tokio::spawn(events::run(events, bans, stop.clone()));
     let xdp_log = tokio::spawn(xdp_log::run(dir.clone(), stop.clone()));
+    let spa = tokio::spawn(spa::run(
+        spa_ring,
+        dir.clone(),
+        settings_tx.subscribe(),
+        stop.clone(),
+    ));
     let sweeper = tokio::spawn(sweep::run(
         dir.clone(),
         options.sweep_every,
@@ -228,6 +237,7 @@ async fn serve(
     for t in crowdsec_tasks {
         let _ = t.await;
     }
+    let _ = spa.await;
     Ok(())
 }
 

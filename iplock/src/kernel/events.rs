@@ -49,7 +49,7 @@ impl AsRawFd for Events {
     }
 }
 
-fn iface_name(ifindex: u32) -> String {
+pub fn iface_name(ifindex: u32) -> String {
     let mut buf = [0u8; libc::IF_NAMESIZE];
     // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname may write.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr().cast()) };

@@ -8,6 +8,7 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use iplock_common::names::{
     MAP_BANS, MAP_DECISIONS, MAP_KNOCK_BANS, MAP_SOURCES, MAX_IFACES, PINNED_MAPS, PROGRAM,
+    PROGRAM_SPA,
 };
 use iplock_common::state::{IfaceEntry, MODE_NATIVE, MODE_SKB};
 
@@ -61,7 +62,7 @@ pub fn load(settings: &Settings, dir: &PinDir) -> Result<Loaded> {
 fn load_into(settings: &Settings, dir: &PinDir) -> Result<Vec<Attached>> {
     let (mut ebpf, mut maps) = open_object(settings, dir)?;
     slots::switch(&mut maps, &settings.to_kernel(), &settings.allow)?;
-    let prog = program(&mut ebpf)?;
+    let prog = program(&mut ebpf, settings)?;
     let mut attached = Vec::new();
     for name in &settings.interfaces {
         attached.push(attach(prog, name, settings.mode, dir)?);
@@ -129,7 +130,7 @@ fn reload_locked(settings: &Settings, dir: &PinDir) -> Result<Reloaded> {
     // Written out of force, after every check that can refuse it: a
     // refusal here changes nothing.
     let staged = slots::stage(&mut maps, &new, &settings.allow)?;
-    let prog = program(&mut ebpf)?;
+    let prog = program(&mut ebpf, settings)?;
     // In force before the new program takes over, which may be reading
     // maps made afresh for it.
     staged.activate(&mut maps)?;
@@ -235,14 +236,25 @@ fn open_object(settings: &Settings, dir: &PinDir) -> Result<(Ebpf, Maps)> {
     Ok((ebpf, maps))
 }
 
-fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
+/// The program for `settings`: the one with SPA when they have `[spa]`
+/// (a reload may switch between the two in place).
+fn program<'a>(ebpf: &'a mut Ebpf, settings: &Settings) -> Result<&'a mut Xdp> {
+    let name = if settings.spa.is_some() {
+        PROGRAM_SPA
+    } else {
+        PROGRAM
+    };
     let prog = ebpf
-        .program_mut(PROGRAM)
-        .ok_or_else(|| Error::Input(format!("the XDP object has no program {PROGRAM}")))?;
-    let prog: &mut Xdp = <&mut Xdp>::try_from(prog)
-        .context(|| format!("program {PROGRAM} is not an XDP program"))?;
-    prog.load()
-        .context(|| "the kernel refused the XDP program".into())?;
+        .program_mut(name)
+        .ok_or_else(|| Error::Input(format!("the XDP object has no program {name}")))?;
+    let prog: &mut Xdp =
+        <&mut Xdp>::try_from(prog).context(|| format!("program {name} is not an XDP program"))?;
+    let what = if name == PROGRAM_SPA {
+        "the kernel refused the XDP program with SPA (it needs Linux 5.18 or newer)"
+    } else {
+        "the kernel refused the XDP program"
+    };
+    prog.load().context(|| what.into())?;
     Ok(prog)
 }
 

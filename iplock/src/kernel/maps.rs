@@ -5,7 +5,7 @@ use iplock_common::addr::AddrKey;
 use iplock_common::config::Config;
 use iplock_common::names::{
     MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS, MAP_IFACES, MAP_KNOCK_BANS,
-    MAP_SLOT, MAP_SOURCES,
+    MAP_SLOT, MAP_SOURCES, MAP_SPA_STATS,
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
@@ -27,6 +27,8 @@ pub struct Maps {
     pub allow: [AllowMap; 2],
     pub counters: PerCpuArray<MapData, u64>,
     pub ifaces: Array<MapData, IfaceEntry>,
+    /// The daemon's SPA counters (see [`crate::kernel::spa`]).
+    pub spa_stats: Array<MapData, u64>,
 }
 
 impl Maps {
@@ -51,6 +53,7 @@ impl Maps {
             allow: [typed!(MAP_ALLOW), typed!(MAP_ALLOW_B)],
             counters: typed!(MAP_COUNTERS),
             ifaces: typed!(MAP_IFACES),
+            spa_stats: typed!(MAP_SPA_STATS),
         })
     }
 

@@ -1,6 +1,6 @@
 //! The loaded filter: the eBPF object, its pins in bpffs, loading and
 //! attaching, the typed maps and their layout, configuration slots, the
-//! event ring, the program's log, sweeping, reading its status and what a
+//! event ring, the program's log, the SPA ring and doors, sweeping, reading its status and what a
 //! reload would change.
 
 pub mod changes;
@@ -13,5 +13,6 @@ pub mod maps;
 pub mod object;
 pub mod pin_dir;
 pub mod slots;
+pub mod spa;
 pub mod status;
 pub mod sweep;

@@ -22,6 +22,7 @@ use crate::error::{Context as _, Result};
 use crate::kernel::decisions::{ByOrigin, Decisions, by_origin_names};
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
+use crate::kernel::spa::SpaCounters;
 use crate::system::clock::{now_ns, seconds_left};
 use crate::system::iface;
 
@@ -31,6 +32,8 @@ pub struct Status {
     pub interfaces: Vec<InterfaceStatus>,
     pub config: ConfigStatus,
     pub counters: BTreeMap<&'static str, u64>,
+    /// What `iplock run` did with the SPA packets the program handed it.
+    pub spa: SpaCounters,
     pub sources: Vec<SourceStatus>,
     pub bans: Vec<BanStatus>,
     pub allow: Vec<AllowStatus>,
@@ -168,6 +171,7 @@ pub fn read(dir: &PinDir) -> Result<Status> {
         interfaces: interfaces(&maps)?,
         config: config_status(&cfg),
         counters: counters(&maps)?,
+        spa: crate::kernel::spa::counters(&maps)?,
         sources: source_list(&maps, &cfg, now)?,
         bans: ban_list(&maps, now)?,
         allow: allow_list(&maps, now)?,
@@ -423,6 +427,12 @@ impl Status {
         for c in Counter::ALL {
             let n = self.counters.get(c.name()).copied().unwrap_or(0);
             let _ = writeln!(o, "  {:<16} {n}", c.name());
+        }
+        let refused: u64 = self.spa.refused.values().sum();
+        let _ = writeln!(o, "  {:<16} {}", "spa_accepted", self.spa.accepted);
+        let _ = writeln!(o, "  {:<16} {refused}", "spa_refused");
+        for (reason, n) in self.spa.refused.iter().filter(|(_, n)| **n > 0) {
+            let _ = writeln!(o, "    {reason:<22} {n}");
         }
         let _ = writeln!(o, "sources ({}):", self.sources.len());
         for s in &self.sources {

@@ -1,5 +1,6 @@
 //! Facts about this host the other layers ask for: interfaces, the boot
-//! clock.
+//! clock, the number of CPUs.
 
 pub mod clock;
+pub mod cpus;
 pub mod iface;
