@@ -363,6 +363,19 @@ fn expected_metrics(status: &Value) -> Vec<(String, u64)> {
         ("iplock_sources".to_string(), len("sources")),
         ("iplock_bans_active".to_string(), len("bans")),
     ]);
+    // The SPA verdicts, as status counts them.
+    let spa = &status["spa"];
+    want.push((
+        "iplock_spa_accepted_total".to_string(),
+        spa["accepted"].as_u64().expect("spa.accepted"),
+    ));
+    let refused = spa["refused"].as_object().expect("spa.refused");
+    want.extend(refused.iter().map(|(reason, n)| {
+        (
+            format!("iplock_spa_refused_total{{reason=\"{reason}\"}}"),
+            n.as_u64().expect("a count"),
+        )
+    }));
     want.sort();
     want
 }

@@ -2,28 +2,21 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use iplock_common::addr;
 use iplock_common::events::{EVENT_BANNED, EVENT_DOOR_OPENED, EVENT_WRONG_KNOCK, Event};
 use iplock_common::names::MAP_EVENTS;
 use iplock_common::state::BanEntry;
 
 use crate::config::knock::proto_name;
-use crate::error::{Context as _, Error, Result};
+use crate::error::Result;
 use crate::kernel::pin_dir::PinDir;
 
 pub struct Events(RingBuf<MapData>);
 
 impl Events {
     pub fn open(dir: &PinDir) -> Result<Events> {
-        let path = dir.map(MAP_EVENTS);
-        let data = MapData::from_pin(&path).context(|| format!("opening {}", path.display()))?;
-        let map = Map::from_map_data(data).context(|| format!("opening {}", path.display()))?;
-        let ring = RingBuf::try_from(map).map_err(|source| Error::Map {
-            what: format!("{} is not a ring buffer", path.display()),
-            source,
-        })?;
-        Ok(Events(ring))
+        crate::kernel::maps::open_ring(dir, MAP_EVENTS).map(Events)
     }
 
     /// The next event in the ring, or None once it is empty; an item too

@@ -1,6 +1,6 @@
 //! Typed handles on the filter's maps, from a fresh load or from their pins.
 
-use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, RingBuf};
 use iplock_common::addr::AddrKey;
 use iplock_common::config::Config;
 use iplock_common::names::{
@@ -9,7 +9,7 @@ use iplock_common::names::{
 };
 use iplock_common::state::{AllowEntry, BanEntry, IfaceEntry, SourceState};
 
-use crate::error::{Context as _, Result};
+use crate::error::{Context as _, Error, Result};
 use crate::kernel::pin_dir::PinDir;
 
 /// An allow list (one per configuration slot).
@@ -122,4 +122,15 @@ impl Maps {
         }
         Ok(out)
     }
+}
+
+/// Opens the ring buffer pinned in `dir` under `name`.
+pub fn open_ring(dir: &PinDir, name: &str) -> Result<RingBuf<MapData>> {
+    let path = dir.map(name);
+    let data = MapData::from_pin(&path).context(|| format!("opening {}", path.display()))?;
+    let map = Map::from_map_data(data).context(|| format!("opening {}", path.display()))?;
+    RingBuf::try_from(map).map_err(|source| Error::Map {
+        what: format!("{} is not a ring buffer", path.display()),
+        source,
+    })
 }

@@ -7,14 +7,14 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::{MapData, RingBuf};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::names::MAP_SPA;
 use iplock_common::spa::{SPA_STAT_ACCEPTED, SPA_STAT_REFUSED, SPA_STATS, SpaHeader};
 use iplock_common::state::{BAN_CLOSED_DOOR, BAN_WRONG_KNOCK, SourceState};
 use serde::Serialize;
 
-use crate::error::{Context as _, Error, Result};
+use crate::error::{Context as _, Result};
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
 use crate::spa::Reason;
@@ -44,14 +44,7 @@ pub struct SpaRing(RingBuf<MapData>);
 
 impl SpaRing {
     pub fn open(dir: &PinDir) -> Result<SpaRing> {
-        let path = dir.map(MAP_SPA);
-        let data = MapData::from_pin(&path).context(|| format!("opening {}", path.display()))?;
-        let map = Map::from_map_data(data).context(|| format!("opening {}", path.display()))?;
-        let ring = RingBuf::try_from(map).map_err(|source| Error::Map {
-            what: format!("{} is not a ring buffer", path.display()),
-            source,
-        })?;
-        Ok(SpaRing(ring))
+        crate::kernel::maps::open_ring(dir, MAP_SPA).map(SpaRing)
     }
 
     /// The next datagram in the ring, or None once it is empty; a record
