@@ -448,7 +448,20 @@ fn a_junk_flood_leaves_the_door_working() {
         })
     });
     std::thread::sleep(Duration::from_millis(500));
-    s.knock(&[]);
+    // The flood can fill the veth's queue, which drops a frame before XDP
+    // sees it: a real client sends again until the door opens, as fwknop's
+    // users do (each packet is new, so no replay). A bounded number of tries
+    // inside the flood's two seconds.
+    for _ in 0..5 {
+        s.knock(&[]);
+        std::thread::sleep(Duration::from_millis(200));
+        if s.daemon
+            .log()
+            .contains("accepted: door opened for 192.0.2.2")
+        {
+            break;
+        }
+    }
     let sent = flood.join().unwrap();
     s.wait_logged("accepted: door opened for 192.0.2.2", 1);
     drop(
@@ -459,8 +472,9 @@ fn a_junk_flood_leaves_the_door_working() {
     let seen = st["counters"]["spa_seen"].as_u64().unwrap();
     let throttled = st["counters"]["spa_throttled"].as_u64().unwrap();
     eprintln!("flood: {sent} datagrams sent, {seen} handed over, {throttled} throttled");
-    // Two windows of 8 from the flooding source at most, and the client's.
-    assert!(seen <= 3 * 8 + 1, "{seen} of {sent} handed over: {st}");
+    // Three windows of 8 from the flooding source at most, and the client's
+    // tries.
+    assert!(seen <= 3 * 8 + 5, "{seen} of {sent} handed over: {st}");
     assert!(throttled > 0, "{sent} sent, none throttled: {st}");
     s.daemon.assert_running();
 }
