@@ -5,12 +5,11 @@
 use std::time::Instant;
 
 use iplock_common::events::Event;
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::daemon::event_log::EventLog;
-use crate::daemon::{Stop, stopped};
+use crate::daemon::{Stop, stopped, watch_ring};
 use crate::kernel::events::Events;
 
 /// Events read before the other tasks get a turn.
@@ -21,9 +20,7 @@ const BATCH: usize = 1024;
 /// there is one.
 pub async fn run(events: Events, bans: Option<mpsc::Sender<Event>>, mut stop: Stop) {
     let mut log = EventLog::default();
-    // SAFETY: the descriptor is the ring buffer's own, which `events` owns
-    // and closes only when it is dropped, after the AsyncFd that owns it.
-    let registered = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) };
+    let registered = watch_ring(events);
     let mut ring = match registered {
         Ok(ring) => Some(ring),
         Err(e) => {

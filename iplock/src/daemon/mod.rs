@@ -54,6 +54,16 @@ pub struct Options {
 pub type Stop = watch::Receiver<bool>;
 
 /// Waits until `stop` says so (or its sender is gone, which also means stop).
+/// Registers a ring buffer with the runtime, which then wakes its task
+/// when records wait.
+pub fn watch_ring<T: std::os::fd::AsRawFd>(
+    ring: T,
+) -> std::result::Result<tokio::io::unix::AsyncFd<T>, tokio::io::unix::AsyncFdRegisterError<T>> {
+    // SAFETY: the descriptor is the ring's own, which `ring` owns and closes
+    // only when it is dropped, and the AsyncFd owns `ring`.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+}
+
 pub async fn stopped(stop: &mut Stop) {
     let _ = stop.wait_for(|s| *s).await;
 }

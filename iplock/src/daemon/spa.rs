@@ -15,8 +15,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
 use crate::config::duration;
@@ -24,7 +22,7 @@ use crate::config::rotate::unix_now;
 use crate::config::settings::Settings;
 use crate::config::spa::SpaSettings;
 use crate::daemon::log_limit::LogLimit;
-use crate::daemon::{Stop, stopped};
+use crate::daemon::{Stop, stopped, watch_ring};
 use crate::kernel::events::iface_name;
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
@@ -258,9 +256,7 @@ pub async fn run(ring: SpaRing, dir: PinDir, settings: watch::Receiver<Settings>
         log: SpaLog(LogLimit::new(LOG_BURST, LOG_INTERVAL)),
         dir: dir.path().to_path_buf(),
     };
-    // SAFETY: the descriptor is the ring buffer's own, which `ring` owns
-    // and closes only when it is dropped, after the AsyncFd that owns it.
-    let registered = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) };
+    let registered = watch_ring(ring);
     let mut ring = match registered {
         Ok(ring) => ring,
         Err(e) => {

@@ -3,10 +3,9 @@
 //! ring) to the log, as the program's log ring delivers them.
 
 use ::log::LevelFilter;
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::daemon::{Stop, stopped};
+use crate::daemon::{Stop, stopped, watch_ring};
 use crate::kernel::log::{self, KernelLog};
 use crate::kernel::pin_dir::PinDir;
 
@@ -20,9 +19,7 @@ pub async fn run(dir: PinDir, mut stop: Stop) {
         Ok(logs) => logs,
         Err(e) => return ::log::warn!("the XDP program's diagnostics stay unread: {e}"),
     };
-    // SAFETY: the descriptor is the log ring's own, which `logs` owns and
-    // closes only when it is dropped, after the AsyncFd that owns it.
-    let registered = unsafe { AsyncFd::register_with_interest(logs, Interest::READABLE) };
+    let registered = watch_ring(logs);
     let mut ring: AsyncFd<KernelLog> = match registered {
         Ok(ring) => ring,
         Err(e) => return ::log::warn!("the XDP program's diagnostics stay unread: {e}"),
