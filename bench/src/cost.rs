@@ -34,7 +34,6 @@ protect = [22]
 knock = "tcp:100,tcp:300,tcp:200"
 knock_answer = "drop"
 allow = ["198.51.100.128/25"]
-knock_answer = "drop"
 [ban]
 closed_door = false
 wrong_knock = false
