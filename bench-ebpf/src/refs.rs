@@ -14,7 +14,7 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray};
 use aya_ebpf::programs::XdpContext;
-use iplock_common::addr::{self, AddrKey};
+use iplock_common::addr::Words;
 use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
 use iplock_common::names::{
@@ -28,18 +28,17 @@ static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(CONFIG_SLOTS, 0);
 #[map]
-static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
+static IPLOCK_SOURCES: LruHashMap<Words, SourceState> =
     LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
 #[map]
-static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
+static IPLOCK_BANS: LruHashMap<Words, BanEntry> = LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
 #[map]
-static IPLOCK_KNOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+static IPLOCK_KNOCK_BANS: LruHashMap<Words, BanEntry> =
     LruHashMap::with_max_entries(DEFAULT_MAX_KNOCK_BANS, 0);
 #[map]
-static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+static IPLOCK_ALLOW: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 #[map]
-static IPLOCK_ALLOW_B: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+static IPLOCK_ALLOW_B: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 /// Shaped like iplock's counter map but the references' own, so that the
 /// bench can check iplock's counters around runs that interleave both.
 #[map]
@@ -48,9 +47,9 @@ static REF_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 
 const ETH: usize = 14;
 
 /// The source address as iplock keys it (IPv4-mapped for IPv4), read at
-/// the fixed offset of an untagged frame.
+/// the fixed offset of an untagged frame, as words (iplock's form).
 #[inline(always)]
-fn source(ctx: &XdpContext) -> Option<AddrKey> {
+fn source(ctx: &XdpContext) -> Option<Words> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + ETH + 40 > end {
@@ -61,22 +60,22 @@ fn source(ctx: &XdpContext) -> Option<AddrKey> {
     if first >> 4 == 4 {
         // SAFETY: as above.
         let v4 = unsafe { ((start + ETH + 12) as *const [u8; 4]).read_unaligned() };
-        Some(addr::from_v4_bytes(v4))
+        Some(Words::v4(v4))
     } else {
         // SAFETY: as above.
-        Some(unsafe { ((start + ETH + 8) as *const AddrKey).read_unaligned() })
+        Some(unsafe { ((start + ETH + 8) as *const Words).read_unaligned() })
     }
 }
 
 /// The ban key: the address itself for IPv4, its /64 for IPv6 (the prefix
 /// of the bench's configuration).
 #[inline(always)]
-fn ban_key(src: &AddrKey) -> AddrKey {
-    let mut k = *src;
-    if !addr::is_v4(src) {
-        k[8..].copy_from_slice(&[0; 8]);
+fn ban_key(src: &Words) -> Words {
+    if src.is_v4() {
+        *src
+    } else {
+        Words([src.0[0], 0])
     }
-    k
 }
 
 /// The slot read and the configuration it selects: every path needs the
@@ -92,30 +91,40 @@ fn config() -> Option<(u32, &'static Config)> {
 // would be refused by the verifier.
 
 #[inline(always)]
-fn ban(k: &AddrKey) -> u64 {
+fn ban(k: &Words) -> u64 {
     // SAFETY: the field is read at once.
     unsafe { IPLOCK_BANS.get(k) }.map_or(0, |b| b.until_ns)
 }
 
 #[inline(always)]
-fn knock_ban(k: &AddrKey) -> u64 {
+fn knock_ban(k: &Words) -> u64 {
     // SAFETY: the field is read at once.
     unsafe { IPLOCK_KNOCK_BANS.get(k) }.map_or(0, |b| b.until_ns)
 }
 
 #[inline(always)]
-fn source_of(src: &AddrKey) -> u64 {
+fn source_of(src: &Words) -> u64 {
     // SAFETY: the field is read at once.
     unsafe { IPLOCK_SOURCES.get(src) }.map_or(0, |s| s.open_until_ns)
 }
 
 #[inline(always)]
-fn allow(slot: u32, src: &AddrKey) -> u64 {
-    let key = Key::new(128, *src);
+fn allow(slot: u32, src: &Words) -> u64 {
+    // Placed as iplock places it (iplock-ebpf's FullPrefix): the packed
+    // key's address words on 8-aligned stack slots.
+    #[repr(C, align(8))]
+    struct FullPrefix {
+        _pad: u32,
+        key: Key<Words>,
+    }
+    let k = FullPrefix {
+        _pad: 0,
+        key: Key::new(128, *src),
+    };
     if slot == 0 {
-        IPLOCK_ALLOW.get(key).map_or(0, |a| a.until_ns + 1)
+        IPLOCK_ALLOW.get(&k.key).map_or(0, |a| a.until_ns + 1)
     } else {
-        IPLOCK_ALLOW_B.get(key).map_or(0, |a| a.until_ns + 1)
+        IPLOCK_ALLOW_B.get(&k.key).map_or(0, |a| a.until_ns + 1)
     }
 }
 
@@ -231,7 +240,7 @@ pub fn ref_knock_next(ctx: XdpContext) -> u32 {
             // and sequence id (one 8-byte word) and the knock time, as
             // iplock writes them.
             unsafe {
-                (*p).last_knock_ns = u64::from(src[15]);
+                (*p).last_knock_ns = src.0[1];
                 (*p).step = 2;
             }
         }

@@ -13,7 +13,7 @@ use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use aya_log_ebpf::debug;
-use iplock_common::addr::{self, AddrKey};
+use iplock_common::addr::Words;
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::decide::{self, BanUpdate, Decision, Lookup, Verdict};
@@ -29,6 +29,27 @@ use iplock_common::state::{
 };
 use parse::{Reason, Unclassified};
 
+/// A full-length LPM trie key of an address, which makes the trie find
+/// the longest stored prefix covering it. The trie's key is packed (a u32
+/// prefix length, then the address); placed 4 bytes into an 8-aligned
+/// struct, the address words land on the 8-aligned stack slots that the
+/// verifier requires of the word-sized writes LLVM makes.
+#[repr(C, align(8))]
+struct FullPrefix {
+    _pad: u32,
+    key: Key<Words>,
+}
+
+impl FullPrefix {
+    #[inline(always)]
+    fn of(w: &Words) -> Self {
+        FullPrefix {
+            _pad: 0,
+            key: Key::new(128, *w),
+        }
+    }
+}
+
 #[map]
 static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -36,32 +57,31 @@ static IPLOCK_SLOT: Array<u32> = Array::with_max_entries(1, 0);
 static IPLOCK_CONFIG: Array<Config> = Array::with_max_entries(CONFIG_SLOTS, 0);
 
 #[map]
-static IPLOCK_SOURCES: LruHashMap<AddrKey, SourceState> =
+static IPLOCK_SOURCES: LruHashMap<Words, SourceState> =
     LruHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
 
 #[map]
-static IPLOCK_BANS: LruHashMap<AddrKey, BanEntry> =
-    LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
+static IPLOCK_BANS: LruHashMap<Words, BanEntry> = LruHashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
 
 // Wrong-knock bans, apart from the others: a flood of spoofed wrong knocks
 // evicts only its own kind, never a closed-door, trap or manual ban.
 #[map]
-static IPLOCK_KNOCK_BANS: LruHashMap<AddrKey, BanEntry> =
+static IPLOCK_KNOCK_BANS: LruHashMap<Words, BanEntry> =
     LruHashMap::with_max_entries(DEFAULT_MAX_KNOCK_BANS, 0);
 
 // One allow list per configuration slot. LpmTrie adds BPF_F_NO_PREALLOC
 // itself; the kernel requires it for tries.
 #[map]
-static IPLOCK_ALLOW: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+static IPLOCK_ALLOW: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 
 #[map]
-static IPLOCK_ALLOW_B: LpmTrie<AddrKey, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+static IPLOCK_ALLOW_B: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 
 // CrowdSec decisions, written only by `iplock run`: addresses as /128,
 // ranges as their prefix, so one lookup covers both. Read only when the
 // config's FLAG_CROWDSEC is set.
 #[map]
-static IPLOCK_DECISIONS: LpmTrie<AddrKey, DecisionEntry> =
+static IPLOCK_DECISIONS: LpmTrie<Words, DecisionEntry> =
     LpmTrie::with_max_entries(DEFAULT_MAX_DECISIONS, 0);
 
 // Not read here: created and pinned with the rest for `iplock run`'s
@@ -93,7 +113,7 @@ static IPLOCK_SPA: RingBuf = RingBuf::with_byte_size(SPA_BYTES, 0);
 static IPLOCK_SPA_RATE: PerCpuArray<RateWindow> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-static IPLOCK_SPA_SOURCES: LruHashMap<AddrKey, RateWindow> =
+static IPLOCK_SPA_SOURCES: LruHashMap<Words, RateWindow> =
     LruHashMap::with_max_entries(SPA_SOURCES, 0);
 
 // Not read here, like IPLOCK_IFACES: iplock run counts its SPA verdicts in it.
@@ -176,7 +196,7 @@ fn try_iplock<const SPA: bool>(ctx: &XdpContext) -> Result<u32, Unclassified> {
     // config map has every slot; the checks are for the verifier.
     let slot = *IPLOCK_SLOT.get(0).ok_or(Unclassified::Pass)?;
     let cfg = IPLOCK_CONFIG.get(slot).ok_or(Unclassified::Pass)?;
-    let ban_key = addr::ban_key(&src, cfg.ban_prefix_v6);
+    let ban_key = src.ban_key(cfg.ban_prefix_v6);
     let mut maps = Maps {
         src: &src,
         ban_key: &ban_key,
@@ -223,20 +243,19 @@ fn try_iplock<const SPA: bool>(ctx: &XdpContext) -> Result<u32, Unclassified> {
 
 /// The map lookups of one packet's decision.
 struct Maps<'a> {
-    src: &'a AddrKey,
-    ban_key: &'a AddrKey,
+    src: &'a Words,
+    ban_key: &'a Words,
     slot: u32,
 }
 
 impl Lookup for Maps<'_> {
     #[inline(always)]
     fn allow(&mut self) -> Option<AllowEntry> {
-        // A full-length key finds the longest stored prefix that covers it.
-        let key = Key::new(128, *self.src);
+        let key = FullPrefix::of(self.src);
         if self.slot == 0 {
-            IPLOCK_ALLOW.get(key).copied()
+            IPLOCK_ALLOW.get(&key.key).copied()
         } else {
-            IPLOCK_ALLOW_B.get(key).copied()
+            IPLOCK_ALLOW_B.get(&key.key).copied()
         }
     }
 
@@ -255,7 +274,7 @@ impl Lookup for Maps<'_> {
 
     #[inline(always)]
     fn decision(&mut self) -> Option<DecisionEntry> {
-        IPLOCK_DECISIONS.get(Key::new(128, *self.src)).copied()
+        IPLOCK_DECISIONS.get(&FullPrefix::of(self.src).key).copied()
     }
 
     #[inline(always)]
@@ -284,7 +303,7 @@ impl Lookup for Maps<'_> {
 /// ring buffer loses the event, never the packet's verdict; at debug level
 /// the loss is logged.
 #[inline(always)]
-fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
+fn report(ctx: &XdpContext, src: &Words, pkt: &Packet, d: &Decision) {
     let Some(kind) = d.event_kind() else {
         return;
     };
@@ -292,7 +311,7 @@ fn report(ctx: &XdpContext, src: &AddrKey, pkt: &Packet, d: &Decision) {
         // SAFETY: the kernel hands XDP programs a valid xdp_md.
         let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
         slot.write(Event {
-            addr: *src,
+            addr: src.bytes(),
             ifindex,
             kind,
             ban_reason: d.ban_reason(),

@@ -7,7 +7,7 @@
 use core::mem;
 
 use aya_ebpf::programs::XdpContext;
-use iplock_common::addr::{self, AddrKey};
+use iplock_common::addr::Words;
 use iplock_common::packet::{PROTO_TCP, PROTO_UDP, Packet};
 use network_types::eth::{EthHdr, EtherType};
 use network_types::ip::{IpProto, Ipv4Hdr, Ipv6Hdr};
@@ -58,7 +58,7 @@ use Unclassified::{Malformed, Pass};
 
 /// A classified packet: its source and what the decision needs.
 pub struct Parsed {
-    pub src: AddrKey,
+    pub src: Words,
     pub pkt: Packet,
     /// Frame offsets of the transport header and of the datagram's end,
     /// for reading a UDP payload (SPA).
@@ -68,7 +68,10 @@ pub struct Parsed {
 
 /// The network layer of a packet, as far as the transport header.
 struct Net {
-    src: AddrKey,
+    /// Offset of the source address, read once both paths have joined
+    /// (see [`source`]).
+    src_at: usize,
+    v6: bool,
     proto: u8,
     /// Offset of the transport header.
     l4: usize,
@@ -145,6 +148,20 @@ fn is_vlan(ether_type: u16) -> bool {
         || ether_type == u16::from_be(EtherType::Ieee8021ad as u16)
 }
 
+/// The source address, read from the packet after the IPv4 and IPv6 paths
+/// have joined: two whole words chosen between, where a key built on each
+/// path would be merged byte by byte.
+#[inline(always)]
+fn source(ctx: &XdpContext, net: &Net) -> Result<Words, Unclassified> {
+    Ok(if net.v6 {
+        // SAFETY: bounds-checked by ptr_at; packet data is unaligned.
+        unsafe { ptr_at::<Words>(ctx, net.src_at)?.read_unaligned() }
+    } else {
+        // SAFETY: as above.
+        Words::v4(unsafe { ptr_at::<[u8; 4]>(ctx, net.src_at)?.read_unaligned() })
+    })
+}
+
 /// Parses the frame down to the transport header.
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
@@ -207,7 +224,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Parsed, Unclassified> {
         }
     };
     Ok(Parsed {
-        src: net.src,
+        src: source(ctx, &net)?,
         pkt,
         l4: net.l4,
         end: net.end,
@@ -242,7 +259,8 @@ fn ipv4(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
         });
     }
     Ok(Net {
-        src: addr::from_v4_bytes(ip.src_addr),
+        src_at: off + 12,
+        v6: false,
         proto: ip.proto,
         l4: off + ihl,
         end: off + total,
@@ -262,7 +280,11 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     }
     // An IPv4-mapped source would share the IPv4 address's state (the key
     // convention maps both to one key); the kernel drops such packets too.
-    if addr::is_v4(&ip.src_addr) {
+    // SAFETY: bounds-checked with the header by ptr_at; unaligned, like
+    // all packet data.
+    let src = unsafe { (&raw const ip.src_addr).cast::<Words>().read_unaligned() };
+    let src_at = off + 8;
+    if src.is_v4() {
         return Err(Malformed(Reason::V4MappedSource));
     }
     let mut next = ip.next_hdr;
@@ -330,7 +352,8 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
         return Err(Malformed(Reason::Ipv6ChainTooLong));
     }
     Ok(Net {
-        src: ip.src_addr,
+        src_at,
+        v6: true,
         proto: next,
         l4: off,
         end,

@@ -7,7 +7,7 @@
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
 use aya_ebpf::helpers::generated::bpf_xdp_load_bytes;
 use aya_ebpf::programs::XdpContext;
-use iplock_common::addr::AddrKey;
+use iplock_common::addr::Words;
 use iplock_common::config::{Config, FLAG_KNOCK_DROP};
 use iplock_common::counters::Counter;
 use iplock_common::decide::Lookup;
@@ -67,7 +67,7 @@ pub fn handle(ctx: &XdpContext, maps: &mut Maps<'_>, cfg: &Config, l4: usize, en
 /// IPv6 /64 shares one), then this CPU's share of the budget. A source
 /// over its limit costs nothing of the CPU's budget.
 #[inline(always)]
-fn admit(key: &AddrKey, now: u64, cfg: &Config) -> bool {
+fn admit(key: &Words, now: u64, cfg: &Config) -> bool {
     match IPLOCK_SPA_SOURCES.get_ptr_mut(key) {
         // SAFETY: a pointer into the map's value, valid while the program
         // runs; two CPUs updating one source's window at once may lose a
@@ -102,7 +102,7 @@ fn admit(key: &AddrKey, now: u64, cfg: &Config) -> bool {
 /// on older kernels, but costs the verifier a walk of its iterations for
 /// every state that reaches it; the helper also reads multi-buffer frames.
 #[inline(always)]
-fn copy(ctx: &XdpContext, src: &AddrKey, rec: *mut SpaRecord) {
+fn copy(ctx: &XdpContext, src: &Words, rec: *mut SpaRecord) {
     // SAFETY: the header is inside the reserved record.
     let (from, wire_len) = unsafe {
         (
@@ -164,7 +164,7 @@ fn copy(ctx: &XdpContext, src: &AddrKey, rec: *mut SpaRecord) {
     // XDP programs a valid xdp_md.
     unsafe {
         (&raw mut (*rec).header).write(SpaHeader {
-            addr: *src,
+            addr: src.bytes(),
             ifindex: (*ctx.ctx).ingress_ifindex,
             len: len as u32,
             wire_len: udp_len as u32,
