@@ -286,6 +286,14 @@ impl Harness {
         out
     }
 
+    /// One counter's value on each possible CPU, by CPU number.
+    pub fn per_cpu(&self, c: Counter) -> Vec<u64> {
+        self.counters
+            .get(&(c as u32), 0)
+            .expect("read a counter")
+            .to_vec()
+    }
+
     /// Every non-zero counter, summed over CPUs.
     pub fn counters(&self) -> BTreeMap<&'static str, u64> {
         Counter::ALL
