@@ -3,8 +3,10 @@
 //! state behaves under a knock flood, what its commands cost, and how many
 //! spoofed packets evict a ban. Needs
 //! root; all traffic stays in network namespaces it creates and removes.
-//! BENCHMARKS.md (generated from BENCHMARKS.template.md) explains each figure.
+//! BENCHMARKS.md (generated from BENCHMARKS.template.md, with the charts
+//! of bench/charts/) explains each figure.
 
+mod chart;
 mod control;
 mod cost;
 mod deadline;
@@ -52,8 +54,8 @@ struct Cli {
     /// The iplock binary whose load, unload and status are timed.
     #[arg(long, value_name = "PATH")]
     iplock: PathBuf,
-    /// Run only these parts and print them; results.json and BENCHMARKS.md
-    /// are written only by a full run.
+    /// Run only these parts and print them; results.json, BENCHMARKS.md
+    /// and its charts are written only by a full run.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
     /// With `--only eviction`: also write that part into bench/results.json
@@ -188,9 +190,20 @@ fn main() -> Result<()> {
             .with_context(|| format!("writing {}", json.display()))?;
         std::fs::write(&md, report::markdown(complete))
             .with_context(|| format!("writing {}", md.display()))?;
-        println!("wrote {} and {}", json.display(), md.display());
+        let charts = bench_dir.join("charts");
+        chart::write(
+            &charts,
+            complete.cost.as_ref().context("complete results")?,
+            complete.throughput.as_deref().context("complete results")?,
+        )?;
+        println!(
+            "wrote {}, {} and the charts in {}",
+            json.display(),
+            md.display(),
+            charts.display()
+        );
     } else {
-        println!("(partial run: results.json and BENCHMARKS.md left as they are)");
+        println!("(partial run: results.json, BENCHMARKS.md and its charts left as they are)");
     }
     println!("bench took {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

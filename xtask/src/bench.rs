@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: setup, then the benchmarks of bench/ (iplock-bench),
-//! which write bench/results.json and BENCHMARKS.md. Needs root.
+//! which write bench/results.json, BENCHMARKS.md and its charts. Needs root.
 use std::{path::Path, process::Command};
 
 use anyhow::{Result, ensure};

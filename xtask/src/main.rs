@@ -39,7 +39,7 @@ enum Task {
     Man,
     /// Build the Debian package target/debian/iplock_VERSION_ARCH.deb (a release build)
     Deb,
-    /// Setup, then the benchmarks: bench/results.json and BENCHMARKS.md; needs root, about 5 minutes
+    /// Setup, then the benchmarks: bench/results.json, BENCHMARKS.md and its charts; needs root, about 5 minutes
     Bench {
         /// Arguments passed on to iplock-bench, e.g. `--only cost`
         #[arg(last = true)]
