@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::names::{MAX_PROTECT, MAX_STEPS, MAX_TRAPS};
-use crate::packet::Packet;
+use crate::packet::{PROTO_TCP, Packet};
 
 /// Ban a source whose knock is out of sequence.
 pub const FLAG_BAN_WRONG_KNOCK: u32 = 1 << 0;
@@ -18,6 +18,15 @@ pub const FLAG_KNOCK_DROP: u32 = 1 << 3;
 /// `iplock run` pulls CrowdSec decisions into the decision map: look the
 /// source up there too. Without it a packet pays no added lookup.
 pub const FLAG_CROWDSEC: u32 = 1 << 4;
+
+/// Bits of [`Config::ports`]: what a destination port is to the filter.
+pub const PORT_PROTECTED: u8 = 1 << 0;
+pub const PORT_KNOCK_TCP: u8 = 1 << 1;
+pub const PORT_KNOCK_UDP: u8 = 1 << 2;
+pub const PORT_TRAP: u8 = 1 << 3;
+
+/// Destination ports [`Config::ports`] describes: all of them.
+pub const PORTS: usize = 1 << 16;
 
 /// One step of the knock sequence.
 #[repr(C)]
@@ -64,6 +73,10 @@ pub struct Config {
     /// SPA payloads each CPU copies per window
     /// ([`crate::spa::per_cpu_budget`]).
     pub spa_per_cpu: u16,
+    /// What each destination port is to the filter (`PORT_*` bits), built
+    /// from the lists above by [`Config::index_ports`]: a packet's role
+    /// then costs one load, not a walk through every list.
+    pub ports: [u8; PORTS],
 }
 
 /// One of the (at most two) sequences a config accepts.
@@ -85,20 +98,6 @@ impl Sequence<'_> {
             Some(s) => s.port == pkt.dport && s.proto == pkt.proto,
             None => false,
         }
-    }
-
-    /// Whether the packet is any step of this sequence.
-    #[inline(always)]
-    pub fn has(&self, pkt: &Packet) -> bool {
-        for i in 0..MAX_STEPS {
-            if i as u32 >= self.count {
-                break;
-            }
-            if self.is_step(i as u32, pkt) {
-                return true;
-            }
-        }
-        false
     }
 
     /// Longest wait before step `i`, or 0 past the end.
@@ -169,31 +168,49 @@ impl Config {
         }
     }
 
+    /// Fills [`Config::ports`] from the protected ports, both sequences'
+    /// steps and the traps; the configuration must be indexed after its
+    /// lists change and before the program or [`Config::role`] reads it.
+    pub fn index_ports(&mut self) {
+        self.ports.fill(0);
+        let protect = self.protect_count as usize;
+        for &p in self.protect.iter().take(protect) {
+            self.ports[usize::from(p)] |= PORT_PROTECTED;
+        }
+        let knocks = [
+            (self.steps, self.step_count),
+            (self.prev_steps, self.prev_step_count),
+        ];
+        for (steps, count) in knocks {
+            for s in steps.iter().take(count as usize) {
+                self.ports[usize::from(s.port)] |= if s.proto == PROTO_TCP {
+                    PORT_KNOCK_TCP
+                } else {
+                    PORT_KNOCK_UDP
+                };
+            }
+        }
+        let traps = self.trap_count as usize;
+        for &t in self.traps.iter().take(traps) {
+            self.ports[usize::from(t)] |= PORT_TRAP;
+        }
+    }
+
     /// The role of the packet's destination. Validation guarantees the port
     /// sets are disjoint, so the order of the checks does not matter.
     #[inline(always)]
     pub fn role(&self, pkt: &Packet) -> PortRole {
-        if pkt.proto == crate::packet::PROTO_TCP {
-            for i in 0..MAX_PROTECT {
-                if i as u32 >= self.protect_count {
-                    break;
-                }
-                if self.protect[i] == pkt.dport {
-                    return PortRole::Protected;
-                }
-            }
+        let bits = self.ports[usize::from(pkt.dport)];
+        let tcp = pkt.proto == PROTO_TCP;
+        let knock = if tcp { PORT_KNOCK_TCP } else { PORT_KNOCK_UDP };
+        if tcp && bits & PORT_PROTECTED != 0 {
+            PortRole::Protected
+        } else if bits & knock != 0 {
+            PortRole::Knock
+        } else if bits & PORT_TRAP != 0 {
+            PortRole::Trap
+        } else {
+            PortRole::Other
         }
-        if self.current().has(pkt) || self.previous().is_some_and(|p| p.has(pkt)) {
-            return PortRole::Knock;
-        }
-        for i in 0..MAX_TRAPS {
-            if i as u32 >= self.trap_count {
-                break;
-            }
-            if self.traps[i] == pkt.dport {
-                return PortRole::Trap;
-            }
-        }
-        PortRole::Other
     }
 }

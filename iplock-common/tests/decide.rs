@@ -278,6 +278,7 @@ impl Cfg {
         c.open_window_ns = self.window;
         c.ban_time_ns = self.ban_time;
         c.ban_prefix_v6 = 64;
+        c.index_ports();
         c
     }
 }

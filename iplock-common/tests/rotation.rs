@@ -107,6 +107,7 @@ fn config(id: u32, cur: &[u16], prev: &[u16]) -> Config {
     c.open_window_ns = 10 * SEC;
     c.ban_time_ns = 3600 * SEC;
     c.flags = FLAG_BAN_WRONG_KNOCK;
+    c.index_ports();
     c
 }
 
@@ -202,6 +203,7 @@ fn fixed_sequences_are_never_spent() {
     let mut cfg = config(1, &B, &[]);
     cfg.seq_id = 0;
     cfg.prev_step_count = 0;
+    cfg.index_ports();
     let mut f = Fake::default();
     assert_eq!(f.sequence(&cfg, &B, 100 * SEC), Counter::DoorOpened);
     assert!(f.spent.is_empty());
@@ -213,6 +215,7 @@ fn fixed_sequences_are_never_spent() {
 fn udp_steps_of_a_rotating_sequence() {
     let mut cfg = config(5, &B, &A);
     cfg.steps[1].proto = PROTO_UDP;
+    cfg.index_ports();
     let mut f = Fake::default();
     f.knock(&cfg, PROTO_TCP, B[0], 100 * SEC);
     assert_eq!(

@@ -88,6 +88,7 @@ fn base() -> Config {
 fn config_a() -> Config {
     let mut c = base();
     c.protect[0] = 22;
+    c.index_ports();
     c
 }
 
@@ -97,6 +98,7 @@ fn config_b() -> Config {
     c.protect[0] = 23;
     c.traps[0] = 22;
     c.trap_count = 1;
+    c.index_ports();
     c
 }
 

@@ -483,6 +483,7 @@ impl Settings {
             c.spa_port = spa.port;
             c.spa_per_cpu = iplock_common::spa::per_cpu_budget(crate::system::cpus::possible());
         }
+        c.index_ports();
         c
     }
 }

@@ -134,14 +134,22 @@ impl Harness {
             counters: take(&mut ebpf, names::MAP_COUNTERS),
             ebpf,
         };
-        h.config.set(0, cfg, 0).expect("write the config");
+        h.write_config(cfg);
         h
+    }
+
+    /// Writes `cfg`, its port index built from its lists (tests build and
+    /// change configurations field by field).
+    fn write_config(&mut self, cfg: &Config) {
+        let mut cfg = *cfg;
+        cfg.index_ports();
+        self.config.set(0, cfg, 0).expect("write the config");
     }
 
     /// Empties every map and writes `cfg`: the state of a fresh load, at a
     /// fraction of the cost of running the verifier again.
     pub fn reset(&mut self, cfg: &Config) {
-        self.config.set(0, cfg, 0).expect("write the config");
+        self.write_config(cfg);
         let keys: Vec<AddrKey> = self.sources.keys().map(|k| k.expect("key")).collect();
         for k in keys {
             self.sources.remove(&k).expect("remove a source");
