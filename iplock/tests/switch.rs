@@ -270,6 +270,7 @@ fn each_configuration_alone_drops_the_syn() {
     let mut mix = config_b();
     mix.traps = config_a().traps;
     mix.trap_count = config_a().trap_count;
+    mix.index_ports();
     by_slots(&mut maps, &mix);
     assert_eq!(run(), Some(Verdict::Pass), "the mix lets the SYN pass");
 }
