@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use iplock_common::names::MAX_ALLOW;
 use iplock_common::state::AllowEntry;
 
-use crate::cli::PinDirArg;
+use crate::cli::{PinDirArg, print_json};
 use crate::config::cidr::Cidr;
 use crate::config::duration;
 use crate::error::{Context as _, Result, input};
@@ -101,10 +101,7 @@ pub fn run(args: &AllowArgs) -> Result<()> {
         AllowAction::List { json } => {
             let entries = crate::kernel::status::allow_list(&maps, now_ns())?;
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&entries).expect("serialises")
-                );
+                print_json(&entries)?;
             } else {
                 for a in entries {
                     println!("{a}");

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use iplock_common::addr::{self, AddrKey};
 use iplock_common::state::{BAN_MANUAL, BanEntry};
 
-use crate::cli::PinDirArg;
+use crate::cli::{PinDirArg, print_json};
 use crate::config::duration;
 use crate::error::{Context as _, Result, input, quote};
 use crate::kernel::maps::Maps;
@@ -123,10 +123,7 @@ pub fn run(args: &BanArgs) -> Result<()> {
             // CrowdSec's decisions, after iplock's own bans.
             bans.extend(crate::kernel::status::decision_bans(&dir, now)?);
             if *json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&bans).expect("serialises")
-                );
+                print_json(&bans)?;
             } else {
                 for b in bans {
                     println!("{b}");

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::PinDirArg;
+use crate::cli::{PinDirArg, print_json};
 use crate::error::Result;
 use crate::kernel::status;
 
@@ -19,10 +19,7 @@ pub struct StatusArgs {
 pub fn run(args: &StatusArgs) -> Result<()> {
     let st = status::read(&args.pin.dir()?)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&st).expect("status serialises")
-        );
+        print_json(&st)?;
     } else {
         print!("{}", st.render());
     }

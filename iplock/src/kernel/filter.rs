@@ -14,6 +14,7 @@ use iplock_common::state::{IfaceEntry, MODE_NATIVE, MODE_SKB};
 
 use crate::config::settings::{Mode, Settings};
 use crate::error::{Context as _, Error, Result};
+use crate::kernel::batch;
 use crate::kernel::maps::Maps;
 use crate::kernel::object::OBJECT;
 use crate::kernel::pin_dir::PinDir;
@@ -260,8 +261,7 @@ fn program<'a>(ebpf: &'a mut Ebpf, settings: &Settings) -> Result<&'a mut Xdp> {
 
 fn reset_progress(maps: &mut Maps) -> Result<usize> {
     let mut reset = Vec::new();
-    for kv in maps.sources.iter() {
-        let (k, mut s) = kv.context(|| "reading the source map".into())?;
+    for (k, mut s) in batch::entries(&maps.sources).context(|| "reading the source map".into())? {
         if s.step != 0 {
             s.step = 0;
             reset.push((k, s));

@@ -1,8 +1,9 @@
 //! The loaded filter: the eBPF object, its pins in bpffs, loading and
-//! attaching, the typed maps and their layout, configuration slots, the
-//! event ring, the program's log, the SPA ring and doors, sweeping, reading its status and what a
-//! reload would change.
+//! attaching, the typed maps, their layout and batched reads,
+//! configuration slots, the event ring, the program's log, the SPA ring
+//! and doors, sweeping, reading its status and what a reload would change.
 
+pub mod batch;
 pub mod changes;
 pub mod decisions;
 pub mod events;

@@ -19,6 +19,7 @@ use crate::config::cidr::Cidr;
 use crate::config::duration;
 use crate::config::knock::Step;
 use crate::error::{Context as _, Result};
+use crate::kernel::batch;
 use crate::kernel::decisions::{ByOrigin, Decisions, by_origin_names};
 use crate::kernel::maps::Maps;
 use crate::kernel::pin_dir::PinDir;
@@ -295,8 +296,8 @@ pub fn counters(maps: &Maps) -> Result<BTreeMap<&'static str, u64>> {
 /// Sources knocking or open at `now`, sorted by address.
 pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStatus>> {
     let mut sources = Vec::new();
-    for kv in maps.sources.iter() {
-        let (key, s) = kv.context(|| "reading the source map".into())?;
+    let entries = batch::entries(&maps.sources).context(|| "reading the source map".into())?;
+    for (key, s) in entries {
         let Some((state, until)) = source_state(&s, cfg, now) else {
             continue;
         };
@@ -314,9 +315,9 @@ pub fn source_list(maps: &Maps, cfg: &Config, now: u64) -> Result<Vec<SourceStat
 /// Bans in force at `now`, sorted by address.
 pub fn ban_list(maps: &Maps, now: u64) -> Result<Vec<BanStatus>> {
     let mut bans = Vec::new();
-    for kv in maps.ban_maps().into_iter().flat_map(|m| m.iter()) {
-        let (key, b) = kv.context(|| "reading the ban map".into())?;
-        if b.until_ns > now {
+    for map in maps.ban_maps() {
+        let entries = batch::entries(map).context(|| "reading the ban map".into())?;
+        for (key, b) in entries.into_iter().filter(|(_, b)| b.until_ns > now) {
             bans.push(BanStatus {
                 addr: addr::to_ip(&key).to_string(),
                 reason: b.reason_name(),

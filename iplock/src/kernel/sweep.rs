@@ -8,6 +8,7 @@ use iplock_common::decide::live_progress;
 use iplock_common::state::SourceState;
 
 use crate::error::{Context as _, Result};
+use crate::kernel::batch;
 use crate::kernel::maps::Maps;
 use crate::kernel::status::source_state;
 
@@ -38,8 +39,7 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<(Swept, Live)> {
     let mut live = Live::default();
 
     let mut dead = Vec::new();
-    for kv in maps.sources.iter() {
-        let (k, s) = kv.context(|| "reading the source map".into())?;
+    for (k, s) in batch::entries(&maps.sources).context(|| "reading the source map".into())? {
         if source_is_dead(&s, &cfg, now) {
             dead.push(k);
         } else if source_state(&s, &cfg, now).is_some() {
@@ -58,8 +58,7 @@ pub fn sweep(maps: &mut Maps, now: u64) -> Result<(Swept, Live)> {
 
     for bans in maps.ban_maps_mut() {
         let mut dead = Vec::new();
-        for kv in bans.iter() {
-            let (k, b) = kv.context(|| "reading the ban map".into())?;
+        for (k, b) in batch::entries(bans).context(|| "reading the ban map".into())? {
             if b.until_ns <= now {
                 dead.push(k);
             } else {
