@@ -6,7 +6,7 @@
 #![no_main]
 
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
-use aya_ebpf::helpers::{bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns};
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_boot_ns, bpf_ktime_get_coarse_ns};
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{LruHashMap, PerCpuArray};
 use aya_ebpf::programs::XdpContext;
@@ -52,6 +52,13 @@ pub fn probe_clock(_ctx: XdpContext) -> u32 {
 pub fn probe_clock_coarse(_ctx: XdpContext) -> u32 {
     // SAFETY: a helper without arguments.
     sink(unsafe { bpf_ktime_get_coarse_ns() });
+    XDP_PASS
+}
+
+#[xdp]
+pub fn probe_jiffies(_ctx: XdpContext) -> u32 {
+    // SAFETY: a helper without arguments.
+    sink(unsafe { bpf_jiffies64() });
     XDP_PASS
 }
 

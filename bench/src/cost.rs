@@ -307,7 +307,7 @@ struct RefSpec {
 
 /// Run in this order: the lookup of frame 0's key misses (nothing inserts
 /// it), the update inserts frame 1's key and the last lookup finds it.
-const REFERENCES: [RefSpec; 5] = [
+const REFERENCES: [RefSpec; 6] = [
     RefSpec {
         name: "clock",
         what: "bpf_ktime_get_boot_ns()",
@@ -318,6 +318,12 @@ const REFERENCES: [RefSpec; 5] = [
         name: "clock_coarse",
         what: "bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC_COARSE)",
         prog: "probe_clock_coarse",
+        frame: 0,
+    },
+    RefSpec {
+        name: "jiffies",
+        what: "bpf_jiffies64() (the verifier inlines it: iplock reads the coarse clock once a tick per CPU)",
+        prog: "probe_jiffies",
         frame: 0,
     },
     RefSpec {

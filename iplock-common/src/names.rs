@@ -71,8 +71,12 @@ pub const MAP_SPA_SOURCES: &str = "IPLOCK_SPA_SOURCES";
 /// written by `iplock run` only, read by `iplock status` and the metrics.
 pub const MAP_SPA_STATS: &str = "IPLOCK_SPA_STATS";
 
+/// Each CPU's last clock reading (`PERCPU_ARRAY` of one
+/// [`crate::state::ClockReading`]).
+pub const MAP_CLOCK: &str = "IPLOCK_CLOCK";
+
 /// Every map the loader pins.
-pub const PINNED_MAPS: [&str; 18] = [
+pub const PINNED_MAPS: [&str; 19] = [
     MAP_SLOT,
     MAP_CONFIG,
     MAP_ALLOW_B,
@@ -91,6 +95,7 @@ pub const PINNED_MAPS: [&str; 18] = [
     MAP_SPA_RATE,
     MAP_SPA_SOURCES,
     MAP_SPA_STATS,
+    MAP_CLOCK,
 ];
 
 /// Default pin directory under bpffs.

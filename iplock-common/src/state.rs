@@ -179,7 +179,21 @@ pub struct IfaceEntry {
     pub name: [u8; 16],
 }
 
+/// One CPU's last reading of CLOCK_MONOTONIC_COARSE and the jiffies it
+/// was read at (the program's [`crate::names::MAP_CLOCK`]). That clock moves
+/// only when the tick that moves jiffies updates the timekeeper, so while
+/// jiffies stand still the reading stands: the program reads jiffies (one
+/// load, inlined by the verifier) and calls the clock helper only once a
+/// tick per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ClockReading {
+    pub jiffies: u64,
+    pub now_ns: u64,
+}
+
 crate::user_pod!(
+    ClockReading,
     SourceState,
     BanEntry,
     AllowEntry,

@@ -7,7 +7,7 @@ mod parse;
 mod spa;
 
 use aya_ebpf::bindings::xdp_action::{XDP_DROP, XDP_PASS};
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::helpers::{bpf_jiffies64, bpf_ktime_get_coarse_ns};
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
 use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
@@ -25,7 +25,8 @@ use iplock_common::names::{
 use iplock_common::packet::{PROTO_UDP, Packet};
 use iplock_common::spa::{RateWindow, SPA_BYTES, SPA_SOURCES, SPA_STATS};
 use iplock_common::state::{
-    AllowEntry, BAN_WRONG_KNOCK, BanEntry, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
+    AllowEntry, BAN_WRONG_KNOCK, BanEntry, ClockReading, CrowdsecStats, DecisionEntry, IfaceEntry,
+    SourceState,
 };
 use parse::{Reason, Unclassified};
 
@@ -101,6 +102,10 @@ static IPLOCK_IFACES: Array<IfaceEntry> = Array::with_max_entries(MAX_IFACES as 
 // live at a time, the LRU forgets the old ones.
 #[map]
 static IPLOCK_SPENT: LruHashMap<u32, u32> = LruHashMap::with_max_entries(MAX_SPENT, 0);
+
+// This CPU's last clock reading: see ClockReading.
+#[map]
+static IPLOCK_CLOCK: PerCpuArray<ClockReading> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
@@ -286,10 +291,28 @@ impl Lookup for Maps<'_> {
     #[inline(always)]
     fn now(&mut self) -> u64 {
         // CLOCK_MONOTONIC_COARSE: the last tick's time, cheaper to read than
-        // the boot-time clock; timeouts are accurate to a tick (1–4 ms).
-        // User space reads the same clock (iplock::system::clock).
-        // SAFETY: a helper without arguments or preconditions.
-        unsafe { bpf_ktime_get_coarse_ns() }
+        // the boot-time clock; user space reads the same clock
+        // (iplock::system::clock). Read through this CPU's last reading
+        // while jiffies have not moved: the kernel advances jiffies just
+        // before the timekeeper at each tick, so a reading taken between
+        // the two lags one tick for the rest of that tick, and never leads.
+        // Timeouts are accurate to two ticks (2-8 ms).
+        // SAFETY: helpers without arguments or preconditions; the pointer
+        // is this CPU's slot, which nothing else writes while this program
+        // runs (XDP runs with migration off, one program at a time a CPU).
+        unsafe {
+            let tick = bpf_jiffies64();
+            let Some(last) = IPLOCK_CLOCK.get_ptr_mut(0) else {
+                return bpf_ktime_get_coarse_ns();
+            };
+            if (*last).jiffies != tick {
+                *last = ClockReading {
+                    jiffies: tick,
+                    now_ns: bpf_ktime_get_coarse_ns(),
+                };
+            }
+            (*last).now_ns
+        }
     }
 
     #[inline(always)]

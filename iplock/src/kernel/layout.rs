@@ -10,14 +10,14 @@ use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
 use iplock_common::events::EVENTS_BYTES;
 use iplock_common::names::{
-    CONFIG_SLOTS, LOGS_BYTES, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_COUNTERS,
-    MAP_CROWDSEC, MAP_DECISIONS, MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS, MAP_LOGS, MAP_SLOT,
-    MAP_SOURCES, MAP_SPA, MAP_SPA_RATE, MAP_SPA_SOURCES, MAP_SPA_STATS, MAP_SPENT, MAX_IFACES,
-    MAX_SPENT, PINNED_MAPS,
+    CONFIG_SLOTS, LOGS_BYTES, MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CLOCK, MAP_CONFIG,
+    MAP_COUNTERS, MAP_CROWDSEC, MAP_DECISIONS, MAP_EVENTS, MAP_IFACES, MAP_KNOCK_BANS, MAP_LOGS,
+    MAP_SLOT, MAP_SOURCES, MAP_SPA, MAP_SPA_RATE, MAP_SPA_SOURCES, MAP_SPA_STATS, MAP_SPENT,
+    MAX_IFACES, MAX_SPENT, PINNED_MAPS,
 };
 use iplock_common::spa::{RateWindow, SPA_BYTES, SPA_SOURCES, SPA_STATS};
 use iplock_common::state::{
-    AllowEntry, BanEntry, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
+    AllowEntry, BanEntry, ClockReading, CrowdsecStats, DecisionEntry, IfaceEntry, SourceState,
 };
 
 use crate::error::{Context as _, Result, input};
@@ -63,6 +63,7 @@ fn expected(name: &str) -> Layout {
         MAP_LOGS => (0, 0, Some(LOGS_BYTES), false),
         MAP_SPA => (0, 0, Some(SPA_BYTES), false),
         MAP_SPA_RATE => (4, size_of::<RateWindow>(), Some(1), false),
+        MAP_CLOCK => (4, size_of::<ClockReading>(), Some(1), false),
         MAP_SPA_SOURCES => (16, size_of::<RateWindow>(), Some(SPA_SOURCES), false),
         MAP_SPA_STATS => (4, 8, Some(SPA_STATS), false),
         _ => unreachable!("{name} is not a pinned map"),
