@@ -1,7 +1,8 @@
 //! The clock of every time in the maps: CLOCK_MONOTONIC_COARSE, the one
 //! `bpf_ktime_get_coarse_ns` reads in the XDP program, so that expiry
 //! times in the maps compare with "now" in user space. It advances once per
-//! kernel tick (1–4 ms), so timeouts are accurate to a few ms; it does not
+//! kernel tick (1–4 ms), and the program's reading may lag one tick more
+//! (see its `Maps::now`), so timeouts are accurate to a few ms; it does not
 //! count time suspended.
 
 /// Nanoseconds of CLOCK_MONOTONIC_COARSE.
