@@ -221,7 +221,7 @@ pub fn ref_knock_new(ctx: XdpContext) -> u32 {
             step: 1,
             ..SourceState::default()
         };
-        let _ = IPLOCK_SOURCES.insert(&src, &state, 0);
+        let _ = IPLOCK_SOURCES.insert(src, state, 0);
         count_found(b.wrapping_add(s).wrapping_add(a));
     }
     XDP_PASS
@@ -235,7 +235,7 @@ pub fn ref_knock_next(ctx: XdpContext) -> u32 {
         let k = ban_key(&src);
         let b = ban(&k).wrapping_add(knock_ban(&k));
         let a = allow(slot, &src);
-        if let Some(p) = IPLOCK_SOURCES.get_ptr_mut(&src) {
+        if let Some(p) = IPLOCK_SOURCES.get_ptr_mut(src) {
             // SAFETY: a pointer to the value the lookup found. The step
             // and sequence id (one 8-byte word) and the knock time, as
             // iplock writes them.

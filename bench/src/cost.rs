@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, ensure};
+use aya::maps::{Array, ProgramArray};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use iplock::system::clock;
@@ -39,9 +40,10 @@ closed_door = false
 wrong_knock = false
 "#;
 
-/// Frames (each from a source of its own) per batched measurement of a
-/// knock path: see [`How::Batched`].
-pub const BATCH: usize = 4096;
+/// Runs (each from a source of its own) per chained measurement of a
+/// knock path: see [`How::Chained`]. Fewer than the source map holds, so
+/// no insert evicts.
+pub const BATCH: usize = 16_384;
 
 const SERVER_V4: &str = "192.0.2.1";
 const SERVER_V6: &str = "2001:db8::1";
@@ -64,11 +66,13 @@ enum How {
     /// One frame run `REPEAT` times: the path changes nothing that the next
     /// run of the same frame would see.
     Repeated,
-    /// `BATCH` frames, each from a new source and run once (TestRun with a
-    /// repeat of 1, the kernel's time of that one run), interleaved with the
-    /// empty programs and the reference frame by frame: a knock changes the
-    /// source's state, so a repeated frame would measure a retransmit.
-    Batched,
+    /// `BATCH` runs of one TestRun, each from a new source: bench-ebpf's
+    /// chain program writes source `n` of the path's range into the frame
+    /// and tail-calls the program measured (see bench-ebpf/src/chain.rs).
+    /// A knock changes its source's state, so a repeated frame from one
+    /// source would measure a retransmit. The empty programs and the
+    /// reference are chained the same way, so the chain cancels out.
+    Chained,
 }
 
 struct PathSpec {
@@ -133,7 +137,7 @@ const PATHS: [PathSpec; 12] = [
         src: "10.64.0.0",
         dport: 100,
         prep: Prep::None,
-        how: How::Batched,
+        how: How::Chained,
         verdict: XDP_DROP,
         counter: Counter::KnockAdvanced,
         reference: "ref_knock_new",
@@ -145,7 +149,7 @@ const PATHS: [PathSpec; 12] = [
         src: "10.96.0.0",
         dport: 300,
         prep: Prep::Step1,
-        how: How::Batched,
+        how: How::Chained,
         verdict: XDP_DROP,
         counter: Counter::KnockAdvanced,
         reference: "ref_knock_next",
@@ -217,7 +221,7 @@ const PATHS: [PathSpec; 12] = [
         src: "2001:db8:e000::1",
         dport: 100,
         prep: Prep::None,
-        how: How::Batched,
+        how: How::Chained,
         verdict: XDP_DROP,
         counter: Counter::KnockAdvanced,
         reference: "ref_knock_new",
@@ -229,7 +233,7 @@ const PATHS: [PathSpec; 12] = [
         src: "2001:db8:d000::1",
         dport: 300,
         prep: Prep::Step1,
-        how: How::Batched,
+        how: How::Chained,
         verdict: XDP_DROP,
         counter: Counter::KnockAdvanced,
         reference: "ref_knock_next",
@@ -245,7 +249,7 @@ pub struct PathCost {
     pub verdict: &'static str,
     /// The iplock counter every measured packet was checked to land in.
     pub counter: &'static str,
-    /// `repeated` (one frame, `repeat` runs) or `batched` (`batch` frames
+    /// `repeated` (one frame, `repeat` runs) or `chained` (`batch` runs
     /// from new sources, one run each).
     pub timed: &'static str,
     pub iplock_ns: Summary,
@@ -494,13 +498,61 @@ fn run_repeated(
     Ok([pass, drop, ipl, r])
 }
 
-/// One batch: `BATCH` new sources for iplock and as many for the
-/// reference (prepared as the path says), each frame run once, the four
-/// programs interleaved frame by frame; the sources are removed again
-/// afterwards, so every batch starts from the same maps.
-fn run_batched(
+/// The chain program and its maps, pointed at one program at a time.
+struct Chain {
+    ebpf: Ebpf,
+}
+
+impl Chain {
+    fn load() -> Result<Chain> {
+        let mut ebpf = Ebpf::load(objects::CHAIN).context("loading the chain object")?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("bench_chain")
+            .context("bench_chain")?
+            .try_into()?;
+        prog.load().context("the kernel refused bench_chain")?;
+        Ok(Chain { ebpf })
+    }
+
+    /// `BATCH` runs of `target` on `frame`, the sources from the one
+    /// whose address word is `first` on: the kernel's mean ns per run.
+    fn time(&mut self, target: &Xdp, frame: &[u8], verdict: u32, first: u32) -> Result<f64> {
+        let fd = target.fd()?.try_clone()?;
+        ProgramArray::try_from(self.ebpf.map_mut("CHAIN_NEXT").context("CHAIN_NEXT")?)?
+            .set(0, &fd, 0)?;
+        Array::<_, u32>::try_from(self.ebpf.map_mut("CHAIN_CONFIG").context("CHAIN_CONFIG")?)?
+            .set(0, first, 0)?;
+        Array::<_, u64>::try_from(self.ebpf.map_mut("CHAIN_STATE").context("CHAIN_STATE")?)?
+            .set(0, 0, 0)?;
+        time_n(
+            xdp(&self.ebpf, "bench_chain")?,
+            frame,
+            verdict,
+            BATCH as u32,
+        )
+    }
+}
+
+/// The address word bench-ebpf's chain program counts up from: the whole
+/// IPv4 address, bytes 4..8 of an IPv6 one (as [`nth_source`] does).
+fn source_word(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            u32::from_be_bytes([o[4], o[5], o[6], o[7]])
+        }
+    }
+}
+
+/// One chained measurement: `BATCH` new sources for iplock and as many for
+/// the reference (prepared as the path says), the four programs one after
+/// the other; the sources are removed again afterwards, so every run
+/// starts from the same maps.
+fn run_chained(
     iplock: &mut Unattached,
     progs: &Programs<'_>,
+    chain: &mut Chain,
     p: &PathSpec,
     run: usize,
     prefix_v6: u32,
@@ -513,29 +565,21 @@ fn run_batched(
     let ref_src: Vec<IpAddr> = (0..BATCH as u32)
         .map(|j| nth_source(base, first + BATCH as u32 + j))
         .collect();
-    let ipl_frames: Vec<Vec<u8>> = ipl_src
-        .iter()
-        .map(|s| tcp_frame(*s, p.dport))
-        .collect::<Result<_>>()?;
-    let ref_frames: Vec<Vec<u8>> = ref_src
-        .iter()
-        .map(|s| tcp_frame(*s, p.dport))
-        .collect::<Result<_>>()?;
     for ip in ipl_src.iter().chain(&ref_src) {
         prep(iplock, p, *ip, prefix_v6)?;
     }
+    let frame = tcp_frame(ipl_src[0], p.dport)?;
     let reference = xdp(progs.refs, p.reference)?;
-    let mut sum = [0f64; 4];
+    let (ipl_first, ref_first) = (source_word(ipl_src[0]), source_word(ref_src[0]));
+    let pass = chain.time(progs.pass, &frame, XDP_PASS, ref_first)?;
+    let drop = chain.time(progs.drop, &frame, XDP_DROP, ref_first)?;
     let before = filter::counters(&iplock.maps)?;
-    for j in 0..BATCH {
-        sum[0] += time_n(progs.pass, &ref_frames[j], XDP_PASS, 1)?;
-        sum[1] += time_n(progs.drop, &ref_frames[j], XDP_DROP, 1)?;
-        sum[2] += time_n(iplock.prog()?, &ipl_frames[j], p.verdict, 1)
-            .with_context(|| format!("path {}", p.name))?;
-        sum[3] += time_n(reference, &ref_frames[j], XDP_PASS, 1)?;
-    }
+    let ipl = chain
+        .time(iplock.prog()?, &frame, p.verdict, ipl_first)
+        .with_context(|| format!("path {}", p.name))?;
     let after = filter::counters(&iplock.maps)?;
     check_counters(p, &before, &after, BATCH as u64)?;
+    let r = chain.time(reference, &frame, XDP_PASS, ref_first)?;
     for ip in ipl_src.iter().chain(&ref_src) {
         let key = addr::from_ip(*ip);
         ensure!(
@@ -545,7 +589,7 @@ fn run_batched(
         );
         iplock.maps.sources.remove(&key)?;
     }
-    Ok(sum.map(|t| t / BATCH as f64))
+    Ok([pass, drop, ipl, r])
 }
 
 /// Runs part 1 on the calling thread, pinned to `cpu` when given.
@@ -560,6 +604,7 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
     let pass = load_empty(objects::PASS, "bench_pass")?;
     let drop = load_empty(objects::DROP, "bench_drop")?;
     let probes = load_probes()?;
+    let mut chain = Chain::load()?;
     let prefix_v6 = settings.ban.ipv6_prefix;
     let frames: Vec<Vec<u8>> = PATHS.iter().map(frame).collect::<Result<_>>()?;
     for p in PATHS.iter().filter(|p| p.how == How::Repeated) {
@@ -590,7 +635,7 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
         for (i, p) in PATHS.iter().enumerate() {
             let r = match p.how {
                 How::Repeated => run_repeated(&iplock, &progs, p, &frames[i])?,
-                How::Batched => run_batched(&mut iplock, &progs, p, run, prefix_v6)?,
+                How::Chained => run_chained(&mut iplock, &progs, &mut chain, p, run, prefix_v6)?,
             };
             runs[i].push(r);
         }
@@ -621,7 +666,7 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
                 counter: p.counter.name(),
                 timed: match p.how {
                     How::Repeated => "repeated",
-                    How::Batched => "batched",
+                    How::Chained => "chained",
                 },
                 iplock_ns: Summary::of(&col(2)),
                 empty_pass_ns: Summary::of(&col(0)),

@@ -11,3 +11,6 @@ pub static GEN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/b
 pub static PROBE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-probe"));
 /// `ref_*`: the same-work reference of each cost path (bench-ebpf/src/refs.rs).
 pub static REFS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-ref"));
+/// `bench_chain`: a new source for each repeat, then a tail call into the
+/// program measured (see bench-ebpf/src/chain.rs).
+pub static CHAIN: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bench-chain"));
