@@ -12,11 +12,12 @@
 use aya_ebpf::bindings::xdp_action::XDP_PASS;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::lpm_trie::Key;
-use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray};
+use aya_ebpf::maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use iplock_common::addr::Words;
 use iplock_common::config::Config;
 use iplock_common::counters::COUNTERS;
+use iplock_common::events::{EVENTS_BYTES, Event};
 use iplock_common::names::{
     CONFIG_SLOTS, DEFAULT_MAX_BANS, DEFAULT_MAX_KNOCK_BANS, DEFAULT_MAX_SOURCES, MAX_ALLOW,
 };
@@ -39,6 +40,8 @@ static IPLOCK_KNOCK_BANS: LruHashMap<Words, BanEntry> =
 static IPLOCK_ALLOW: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
 #[map]
 static IPLOCK_ALLOW_B: LpmTrie<Words, AllowEntry> = LpmTrie::with_max_entries(MAX_ALLOW, 0);
+#[map]
+static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// Shaped like iplock's counter map but the references' own, so that the
 /// bench can check iplock's counters around runs that interleave both.
 #[map]
@@ -176,6 +179,20 @@ fn closed(ctx: &XdpContext) -> u32 {
         count_found(b.wrapping_add(s).wrapping_add(a));
     }
     XDP_PASS
+}
+
+/// Wrong knock, no state: the lookups of a closed-door SYN, and the event
+/// that `iplock run` logs wrong knocks from, reserved and submitted on
+/// iplock's own event ring (in the bench nothing reads the ring, so once
+/// full the reserve fails, for iplock as for this).
+#[xdp]
+pub fn ref_wrong_knock(ctx: XdpContext) -> u32 {
+    let verdict = closed(&ctx);
+    if let Some(mut e) = IPLOCK_EVENTS.reserve::<Event>(0) {
+        e.write(Event::default());
+        e.submit(0);
+    }
+    verdict
 }
 
 /// SYN from an open source: ban miss, knock-ban miss, source hit, counter.

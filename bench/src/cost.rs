@@ -164,8 +164,8 @@ const PATHS: [PathSpec; 12] = [
         how: How::Repeated,
         verdict: XDP_DROP,
         counter: Counter::WrongKnock,
-        reference: "ref_closed",
-        reference_does: "ban miss, knock-ban miss, source miss, allow miss, counter",
+        reference: "ref_wrong_knock",
+        reference_does: "ban miss, knock-ban miss, source miss, allow miss, event reserved and submitted, counter",
     },
     PathSpec {
         name: "banned_v4",

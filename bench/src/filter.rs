@@ -17,7 +17,8 @@ use iplock_common::addr::{self, AddrKey};
 use iplock_common::config::Config;
 use iplock_common::counters::{COUNTERS, Counter};
 use iplock_common::names::{
-    MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_KNOCK_BANS, MAP_SLOT, MAP_SOURCES, PROGRAM,
+    MAP_ALLOW, MAP_ALLOW_B, MAP_BANS, MAP_CONFIG, MAP_EVENTS, MAP_KNOCK_BANS, MAP_SLOT,
+    MAP_SOURCES, PROGRAM,
 };
 use iplock_common::state::{BAN_MANUAL, BanEntry};
 
@@ -38,7 +39,7 @@ pub fn settings(toml: &str) -> Result<Settings> {
 
 /// The maps of iplock that the same-work references of part 1 read and
 /// write (bench-ebpf/src/refs.rs declares them alike).
-pub const SHARED_MAPS: [&str; 7] = [
+pub const SHARED_MAPS: [&str; 8] = [
     MAP_SLOT,
     MAP_CONFIG,
     MAP_SOURCES,
@@ -46,6 +47,7 @@ pub const SHARED_MAPS: [&str; 7] = [
     MAP_KNOCK_BANS,
     MAP_ALLOW,
     MAP_ALLOW_B,
+    MAP_EVENTS,
 ];
 
 /// The iplock program and its maps, loaded and configured but attached
