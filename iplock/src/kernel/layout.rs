@@ -76,33 +76,108 @@ fn expected(name: &str) -> Layout {
     }
 }
 
+/// A pinned map's shape, as the kernel reports it.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    key: u32,
+    value: u32,
+    entries: u32,
+}
+
+fn fits(name: &str, shape: Shape) -> bool {
+    let want = expected(name);
+    shape.key as usize == want.key
+        && shape.value as usize == want.value
+        && want.entries.is_none_or(|n| n == shape.entries)
+}
+
+/// Which of the `found` pins (name and shape) the loader must make afresh;
+/// an error, and nothing to remove, when any stateful one does not fit.
+fn outdated<'a>(found: &[(&'a str, Shape)], dir: &std::path::Path) -> Result<Vec<&'a str>> {
+    let unfit = || found.iter().filter(|(name, shape)| !fits(name, *shape));
+    if let Some((name, _)) = unfit().find(|(name, _)| expected(name).stateful) {
+        return input(format!(
+            "the pinned map {name} in {} was made by an incompatible iplock build; run `iplock unload` and load again (this drops knock state and bans)",
+            dir.display()
+        ));
+    }
+    Ok(unfit().map(|(name, _)| *name).collect())
+}
+
 /// Makes the pins in `dir` fit this build before it loads over them: a
 /// stateless map of another shape is unpinned so the loader creates it
 /// afresh; a map with knock state, bans or allow entries of another shape
-/// refuses the upgrade rather than lose them silently.
+/// refuses the upgrade rather than lose them silently. Every pin is checked
+/// before any is removed, so a refusal leaves the directory as it was.
 pub fn prepare(dir: &PinDir) -> Result<()> {
+    let mut found = Vec::new();
     for name in PINNED_MAPS {
         let path = dir.map(name);
         if !path.exists() {
             continue;
         }
         let info = MapInfo::from_pin(&path).context(|| format!("reading {}", path.display()))?;
-        let want = expected(name);
-        let fits = info.key_size() as usize == want.key
-            && info.value_size() as usize == want.value
-            && want.entries.is_none_or(|n| n == info.max_entries());
-        if fits {
-            continue;
-        }
-        if want.stateful {
-            return input(format!(
-                "the pinned map {name} in {} was made by an incompatible iplock build; run `iplock unload` and load again (this drops knock state and bans)",
-                dir.path().display()
-            ));
-        }
+        let shape = Shape {
+            key: info.key_size(),
+            value: info.value_size(),
+            entries: info.max_entries(),
+        };
+        found.push((name, shape));
+    }
+    for name in outdated(&found, dir.path())? {
+        let path = dir.map(name);
         std::fs::remove_file(&path)
             .context(|| format!("removing the outdated {}", path.display()))?;
         log::info!("{name} had another layout; it is made afresh");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn shape(name: &str) -> Shape {
+        let want = expected(name);
+        Shape {
+            key: want.key as u32,
+            value: want.value as u32,
+            entries: want.entries.unwrap_or(1000),
+        }
+    }
+
+    #[test]
+    fn only_stateless_maps_of_another_shape_are_made_afresh() {
+        let dir = std::path::Path::new("/sys/fs/bpf/x");
+        let mut old_config = shape(MAP_CONFIG);
+        old_config.value -= 65536;
+        let mut sized = shape(MAP_SOURCES);
+        sized.entries = 7;
+        let found = [
+            (MAP_CONFIG, old_config),
+            (MAP_SOURCES, sized),
+            (MAP_BANS, shape(MAP_BANS)),
+        ];
+        assert_eq!(outdated(&found, dir).unwrap(), [MAP_CONFIG]);
+        let current: Vec<_> = PINNED_MAPS.iter().map(|n| (*n, shape(n))).collect();
+        assert!(outdated(&current, dir).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stateful_map_of_another_shape_refuses_and_nothing_is_removed() {
+        let mut old_config = shape(MAP_CONFIG);
+        old_config.value -= 65536;
+        let mut bans = shape(MAP_BANS);
+        bans.value = 8;
+        // The stateless map comes first, as in PINNED_MAPS.
+        let found = [(MAP_CONFIG, old_config), (MAP_BANS, bans)];
+        match outdated(&found, std::path::Path::new("/sys/fs/bpf/x")) {
+            Err(Error::Input(msg)) => {
+                assert!(msg.contains(MAP_BANS), "{msg}");
+                assert!(msg.contains("`iplock unload` and load again"), "{msg}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }
