@@ -128,6 +128,8 @@ fn floods_chart(flows: &[FlowResult]) -> Chart {
             groups.push(f.flow);
         }
     }
+    // iplock_native_stack has no bar: it drops none of its flood (the
+    // knocks go on to TCP), and the chart is of drops.
     let series = [
         (Receiver::IplockNative, IPLOCK),
         (Receiver::IplockSkb, IPLOCK_LIGHT),
@@ -340,6 +342,7 @@ mod tests {
             flow(Flow::SynFlood, legacy, 0.39e6),
             flow(Flow::KnockFlood, Receiver::IplockNative, 0.77e6),
             flow(Flow::KnockFlood, Receiver::IplockSkb, 0.59e6),
+            flow(Flow::KnockFlood, Receiver::IplockNativeStack, 0.0),
             // Not a flood iplock ran against: no group of its own.
             flow(Flow::SynFloodFewSources, legacy, 0.37e6),
         ];
@@ -367,5 +370,6 @@ mod tests {
             assert!(floods_svg.contains(label), "floods.svg has no {label}");
         }
         assert!(!floods_svg.contains(Flow::SynFloodFewSources.name()));
+        assert!(!floods_svg.contains(&Receiver::IplockNativeStack.name()));
     }
 }
