@@ -4,8 +4,9 @@
 //! fixed offset, no decision, no clock. The bench loads this object with
 //! iplock's own maps (the same pinned maps, so the same types, sizes and
 //! entries) and runs each reference on the frame of its path, beside
-//! iplock and the empty programs. Every reference passes; its cost over
-//! the empty XDP_PASS program is the bare map work of the path.
+//! iplock and the empty programs. In the cost table every reference passes,
+//! and its cost over the empty XDP_PASS program is the bare map work of the
+//! path; as a flood's receiver (part 2) it drops, like iplock.
 #![no_std]
 #![no_main]
 
@@ -46,6 +47,19 @@ static IPLOCK_EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTES, 0);
 /// bench can check iplock's counters around runs that interleave both.
 #[map]
 static REF_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+/// What every reference returns: XDP_PASS for the cost table (compared
+/// with the empty XDP_PASS program), XDP_DROP as a flood's receiver. A
+/// read-only global the loader sets, so the verifier folds it to a constant.
+#[unsafe(no_mangle)]
+static REF_VERDICT: u32 = XDP_PASS;
+
+#[inline(always)]
+fn verdict() -> u32 {
+    // SAFETY: a read of a global; volatile so that the compiler does not
+    // fold the default in before the loader has set it.
+    unsafe { core::ptr::read_volatile(&REF_VERDICT) }
+}
 
 const ETH: usize = 14;
 
@@ -159,7 +173,7 @@ pub fn ref_unrelated(ctx: XdpContext) -> u32 {
         let s = source_of(&src);
         count_found(b.wrapping_add(s));
     }
-    XDP_PASS
+    verdict()
 }
 
 /// SYN to the protected port, no state (and wrong knock, no state): ban
@@ -178,7 +192,7 @@ fn closed(ctx: &XdpContext) -> u32 {
         let a = allow(slot, &src);
         count_found(b.wrapping_add(s).wrapping_add(a));
     }
-    XDP_PASS
+    verdict()
 }
 
 /// Wrong knock, no state: the lookups of a closed-door SYN, and the event
@@ -204,7 +218,7 @@ pub fn ref_open(ctx: XdpContext) -> u32 {
         let open = source_of(&src);
         count_found(b.wrapping_add(open));
     }
-    XDP_PASS
+    verdict()
 }
 
 /// Banned: ban hit, allow miss (an allow entry outranks a ban), counter.
@@ -215,7 +229,7 @@ pub fn ref_banned(ctx: XdpContext) -> u32 {
         let a = allow(slot, &src);
         count_found(b.wrapping_add(a));
     }
-    XDP_PASS
+    verdict()
 }
 
 /// Allowed SYN to the protected port: the lookups of a closed-door SYN,
@@ -241,7 +255,7 @@ pub fn ref_knock_new(ctx: XdpContext) -> u32 {
         let _ = IPLOCK_SOURCES.insert(src, state, 0);
         count_found(b.wrapping_add(s).wrapping_add(a));
     }
-    XDP_PASS
+    verdict()
 }
 
 /// Next knock of a known source: ban miss, knock-ban miss, source hit,
@@ -263,7 +277,7 @@ pub fn ref_knock_next(ctx: XdpContext) -> u32 {
         }
         count_found(b.wrapping_add(a));
     }
-    XDP_PASS
+    verdict()
 }
 
 #[cfg(not(test))]

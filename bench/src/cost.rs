@@ -3,12 +3,11 @@
 //! XDP_DROP programs in the same run.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, ensure};
+use aya::Ebpf;
 use aya::maps::{Array, ProgramArray};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
-use aya::{Ebpf, EbpfLoader};
 use iplock::system::clock;
 use iplock_common::addr;
 use iplock_common::counters::Counter;
@@ -362,32 +361,6 @@ fn load_probes() -> Result<Ebpf> {
     Ok(ebpf)
 }
 
-/// The reference programs, on iplock's own maps (pinned in `dir`).
-fn load_refs(dir: &Path) -> Result<Ebpf> {
-    let mut loader = EbpfLoader::new();
-    let pins: Vec<(&str, PathBuf)> = filter::SHARED_MAPS
-        .iter()
-        .map(|m| (*m, dir.join(m)))
-        .collect();
-    for (name, path) in &pins {
-        loader.map_pin_path(name, path.as_path());
-    }
-    let mut ebpf = loader
-        .load(objects::REFS)
-        .context("loading the reference object")?;
-    for p in &PATHS {
-        let prog: &mut Xdp = ebpf
-            .program_mut(p.reference)
-            .context(p.reference)?
-            .try_into()?;
-        if prog.fd().is_err() {
-            prog.load()
-                .with_context(|| format!("the kernel refused {}", p.reference))?;
-        }
-    }
-    Ok(ebpf)
-}
-
 fn xdp<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
     Ok(ebpf.program(name).context(name.to_string())?.try_into()?)
 }
@@ -600,7 +573,12 @@ pub fn run(cpu: Option<usize>) -> Result<Costs> {
     let settings = filter::settings(CONFIG)?;
     let config = settings.to_kernel();
     let mut iplock = Unattached::load_pinned(&settings, config)?;
-    let refs = load_refs(iplock.pin_dir().context("iplock's maps are not pinned")?)?;
+    let names: Vec<&str> = PATHS.iter().map(|p| p.reference).collect();
+    let refs = filter::load_refs(
+        iplock.pin_dir().context("iplock's maps are not pinned")?,
+        XDP_PASS,
+        &names,
+    )?;
     let pass = load_empty(objects::PASS, "bench_pass")?;
     let drop = load_empty(objects::DROP, "bench_drop")?;
     let probes = load_probes()?;

@@ -3,7 +3,7 @@
 //! with iplock's own `filter::load`.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, Result};
@@ -49,6 +49,31 @@ pub const SHARED_MAPS: [&str; 8] = [
     MAP_ALLOW_B,
     MAP_EVENTS,
 ];
+
+/// bench-ebpf's same-work references, on iplock's maps pinned in `dir`,
+/// the programs `names` loaded, each returning `verdict`.
+pub fn load_refs(dir: &Path, verdict: u32, names: &[&str]) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    let pins: Vec<(&str, PathBuf)> = SHARED_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
+    for (name, path) in &pins {
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader.override_global("REF_VERDICT", &verdict, true);
+    let mut ebpf = loader
+        .load(crate::objects::REFS)
+        .context("loading the reference object")?;
+    for name in names {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .context(name.to_string())?
+            .try_into()?;
+        if prog.fd().is_err() {
+            prog.load()
+                .with_context(|| format!("the kernel refused {name}"))?;
+        }
+    }
+    Ok(ebpf)
+}
 
 /// The iplock program and its maps, loaded and configured but attached
 /// nowhere: what `TestRun` needs.

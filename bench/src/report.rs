@@ -147,7 +147,10 @@ fn commit() -> String {
 
 fn ratios(flows: &[FlowResult]) -> Vec<Ratio> {
     let mut out = Vec::new();
-    for f in flows.iter().filter(|f| f.receiver.starts_with("iplock_")) {
+    for f in flows
+        .iter()
+        .filter(|f| f.receiver.starts_with("iplock_") || f.receiver == "reference")
+    {
         let floor = flows
             .iter()
             .find(|b| b.flow == f.flow && b.receiver == "empty_xdp_drop")

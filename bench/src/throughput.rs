@@ -21,7 +21,7 @@ use crate::generator::{Generator, Sources};
 use crate::iptables::{self, Backend, Rules};
 use crate::netns::{self, Pair, Veth};
 use crate::stats::Summary;
-use crate::{deadline, ethtool, objects, procnet};
+use crate::{XDP_DROP, deadline, ethtool, objects, procnet};
 
 /// Measured runs per flow and receiver.
 pub const RUNS: usize = 5;
@@ -82,6 +82,15 @@ impl Flow {
         self == Flow::KnockFlood
     }
 
+    /// The same-work reference of the cost-table path these frames take.
+    fn reference(self) -> &'static str {
+        match self {
+            Flow::SynFlood | Flow::SynFloodFewSources => "ref_closed",
+            Flow::BannedFlood => "ref_banned",
+            Flow::KnockFlood => "ref_knock_new",
+        }
+    }
+
     fn dport(self) -> u16 {
         match self {
             Flow::KnockFlood => iptables::KNOCKS[0],
@@ -136,6 +145,11 @@ pub enum Receiver {
     /// reset like any unused port.
     IplockNativeStack,
     IplockSkb,
+    /// The flood's same-work reference of part 1 (bench-ebpf/src/refs.rs)
+    /// in native mode on iplock's maps, dropping: the map work iplock's
+    /// contract needs for these frames and nothing else, the most any
+    /// iplock could drop.
+    Reference,
     Iptables(Backend, Rules),
 }
 
@@ -148,6 +162,7 @@ impl Receiver {
             Receiver::IplockNative => "iplock_native".into(),
             Receiver::IplockNativeStack => "iplock_native_stack".into(),
             Receiver::IplockSkb => "iplock_skb".into(),
+            Receiver::Reference => "reference".into(),
             Receiver::Iptables(b, Rules::Ordered) => format!("iptables_{}", b.name()),
             Receiver::Iptables(b, Rules::Article) => format!("iptables_{}_article_order", b.name()),
         }
@@ -223,6 +238,7 @@ pub fn run(generator: &mut Generator, cpu: Option<usize>) -> Result<Vec<FlowResu
         Receiver::IplockNative,
         Receiver::IplockNativeStack,
         Receiver::IplockSkb,
+        Receiver::Reference,
         Receiver::Iptables(Backend::Legacy, Rules::Ordered),
         Receiver::Iptables(Backend::Nft, Rules::Ordered),
     ];
@@ -257,6 +273,12 @@ enum Installed {
         _attached: Ebpf,
     },
     Iplock(Box<Pinned>),
+    /// The reference program attached, on the maps of an iplock detached
+    /// from the interface; dropped in this order.
+    Reference {
+        _attached: Ebpf,
+        _maps: Box<Pinned>,
+    },
     Iptables(Backend, bool),
 }
 
@@ -278,7 +300,10 @@ fn install(v: &Veth, flow: Flow, r: Receiver) -> Result<Installed> {
             })?;
             Installed::Empty { _attached: ebpf }
         }
-        Receiver::IplockNative | Receiver::IplockNativeStack | Receiver::IplockSkb => {
+        Receiver::IplockNative
+        | Receiver::IplockNativeStack
+        | Receiver::IplockSkb
+        | Receiver::Reference => {
             let mode = if r == Receiver::IplockSkb {
                 "skb"
             } else {
@@ -295,7 +320,22 @@ fn install(v: &Veth, flow: Flow, r: Receiver) -> Result<Installed> {
                     filter::ban(&mut pinned.maps, ip, settings.ban.ipv6_prefix, 3600)?;
                 }
             }
-            Installed::Iplock(Box::new(pinned))
+            if r != Receiver::Reference {
+                return Ok(Installed::Iplock(Box::new(pinned)));
+            }
+            // Unpinning iplock's link detaches it; its maps stay pinned.
+            std::fs::remove_file(pinned.dir.link(&v.server_if))?;
+            let name = flow.reference();
+            let mut refs = filter::load_refs(pinned.dir.path(), XDP_DROP, &[name])?;
+            let prog: &mut Xdp = refs.program_mut(name).context(name)?.try_into()?;
+            v.in_server(|| {
+                prog.attach(&v.server_if, XdpMode::Driver)?;
+                Ok(())
+            })?;
+            Installed::Reference {
+                _attached: refs,
+                _maps: Box::new(pinned),
+            }
         }
         Receiver::Iptables(backend, rules) => {
             iptables::load(&v.server, backend, flow.v6(), rules, &v.server_if)?;
@@ -402,7 +442,7 @@ fn account(flow: Flow, r: Receiver, n: u32, a: &Snapshot, b: &Snapshot) -> Resul
             acc.iptables_policy_drops = c.policy_drops;
             acc.iptables = c.rules.into_iter().filter(|(_, n)| *n > 0).collect();
         }
-        (Receiver::EmptyDrop, ..) => acc.dropped = acc.xdp_dropped,
+        (Receiver::EmptyDrop | Receiver::Reference, ..) => acc.dropped = acc.xdp_dropped,
         _ => acc.passed = acc.received - acc.xdp_dropped,
     }
     Ok(acc)
@@ -426,7 +466,7 @@ fn check(r: Receiver, acc: &Accounting) -> Result<()> {
     let handled = acc.dropped + acc.passed;
     match r {
         // Every frame the server took ran through the program.
-        Receiver::IplockNative | Receiver::EmptyDrop => ensure!(
+        Receiver::IplockNative | Receiver::EmptyDrop | Receiver::Reference => ensure!(
             handled == acc.received,
             "the veth received {} frames but the mechanism counted {handled}",
             acc.received
