@@ -403,15 +403,28 @@ fn frame(p: &PathSpec) -> Result<Vec<u8>> {
     tcp_frame(p.src.parse()?, p.dport)
 }
 
-/// Source `n` of a batched path's range: the base plus `n` (IPv4), or
-/// with `n` in the second 32 bits (IPv6: a new /64 each).
+/// The address word a chained path's sources count up in, which
+/// bench-ebpf's chain program writes: the whole IPv4 address, bytes 4..8
+/// of an IPv6 one (a new /64 each).
+fn source_word(ip: IpAddr) -> u32 {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            u32::from_be_bytes([o[4], o[5], o[6], o[7]])
+        }
+    }
+}
+
+/// Source `n` of a chained path's range: `base` with `n` added to its
+/// [`source_word`].
 fn nth_source(base: IpAddr, n: u32) -> IpAddr {
+    let word = source_word(base) + n;
     match base {
-        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) + n).into()),
+        IpAddr::V4(_) => IpAddr::V4(word.into()),
         IpAddr::V6(v6) => {
             let mut o = v6.octets();
-            let hi = u32::from_be_bytes([o[4], o[5], o[6], o[7]]) + n;
-            o[4..8].copy_from_slice(&hi.to_be_bytes());
+            o[4..8].copy_from_slice(&word.to_be_bytes());
             IpAddr::V6(o.into())
         }
     }
@@ -503,18 +516,6 @@ impl Chain {
             verdict,
             BATCH as u32,
         )
-    }
-}
-
-/// The address word bench-ebpf's chain program counts up from: the whole
-/// IPv4 address, bytes 4..8 of an IPv6 one (as [`nth_source`] does).
-fn source_word(ip: IpAddr) -> u32 {
-    match ip {
-        IpAddr::V4(v4) => u32::from(v4),
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            u32::from_be_bytes([o[4], o[5], o[6], o[7]])
-        }
     }
 }
 

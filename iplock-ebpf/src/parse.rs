@@ -259,7 +259,7 @@ fn ipv4(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
         });
     }
     Ok(Net {
-        src_at: off + 12,
+        src_at: off + mem::offset_of!(Ipv4Hdr, src_addr),
         v6: false,
         proto: ip.proto,
         l4: off + ihl,
@@ -283,7 +283,7 @@ fn ipv6(ctx: &XdpContext, off: usize) -> Result<Net, Unclassified> {
     // SAFETY: bounds-checked with the header by ptr_at; unaligned, like
     // all packet data.
     let src = unsafe { (&raw const ip.src_addr).cast::<Words>().read_unaligned() };
-    let src_at = off + 8;
+    let src_at = off + mem::offset_of!(Ipv6Hdr, src_addr);
     if src.is_v4() {
         return Err(Malformed(Reason::V4MappedSource));
     }
